@@ -1,0 +1,1 @@
+"""ADIR experiment framework."""
