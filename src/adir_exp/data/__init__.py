@@ -1,0 +1,1 @@
+"""Image loading, value ranges, crops and grids."""

@@ -1,0 +1,70 @@
+"""A named set of metrics computed together, which can leave out metrics whose weights are absent.
+
+Hydra builds the suite from ``conf/metrics/*.yaml``. Metrics are given as factories (``_partial_: true``)
+rather than objects so that the suite, not Hydra, constructs them: a :class:`MissingWeightsError` then
+reaches the suite unwrapped, and ``on_missing: skip`` turns it into a warning so an offline benchmark
+still reports every metric it can.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+import torch
+
+from adir_exp.metrics.base import Metric
+from adir_exp.weights import MissingWeightsError
+
+MetricSpec = Metric | Callable[..., Metric]
+OnMissing = Literal["strict", "skip"]
+
+
+class MetricUnavailableWarning(UserWarning):
+    """A metric was left out of a suite because its weights are missing."""
+
+
+class MetricSuite:
+    """``suite(pred, target) -> {name: (B,) scores}`` over the metrics whose weights are available.
+
+    ``metrics`` maps result names to metrics or to factories called as ``factory(device=device)``.
+    ``on_missing="strict"`` re-raises a factory's :class:`MissingWeightsError`; ``"skip"`` warns, records the
+    reason in :attr:`skipped` and goes on.
+    """
+
+    def __init__(
+        self, metrics: Mapping[str, MetricSpec], on_missing: OnMissing = "skip", device: str | torch.device = "cpu"
+    ) -> None:
+        if on_missing not in ("strict", "skip"):
+            raise ValueError(f"on_missing must be 'strict' or 'skip', got {on_missing!r}")
+        self.metrics: dict[str, Metric] = {}
+        self.skipped: dict[str, str] = {}
+        for name, spec in metrics.items():
+            if isinstance(spec, Metric):
+                self.metrics[name] = spec
+                continue
+            try:
+                self.metrics[name] = spec(device=device)
+            except MissingWeightsError as error:
+                if on_missing == "strict":
+                    raise
+                self.skipped[name] = str(error)
+                warnings.warn(f"metric {name!r} skipped: {error}", MetricUnavailableWarning, stacklevel=2)
+
+    @property
+    def higher_is_better(self) -> dict[str, bool]:
+        return {name: metric.higher_is_better for name, metric in self.metrics.items()}
+
+    @property
+    def requires_reference(self) -> bool:
+        return any(metric.requires_reference for metric in self.metrics.values())
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if target is None and self.requires_reference:
+            needing = [name for name, metric in self.metrics.items() if metric.requires_reference]
+            raise ValueError(f"full-reference metrics {needing} need a target")
+        return {name: metric(pred, target) for name, metric in self.metrics.items()}
+
+    def __repr__(self) -> str:
+        return f"MetricSuite(metrics={list(self.metrics)}, skipped={list(self.skipped)})"

@@ -1,0 +1,40 @@
+"""Deblurring degradations: uniform (box) and Gaussian blur, same-size output."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from adir_exp.operators.convolution import StridedCorrelation
+from adir_exp.operators.padding import BoundaryMode
+
+
+class BoxBlur(StridedCorrelation):
+    """Uniform ``size``×``size`` blur (the paper's 5×5 box); the border is extended by ``boundary``."""
+
+    def __init__(self, size: int = 5, boundary: BoundaryMode = "reflect", channels: int = 3):
+        if size < 1 or size % 2 == 0:
+            raise ValueError(f"box size must be a positive odd integer, got {size}")
+        super().__init__(torch.full((size, size), 1.0 / size**2), stride=1, boundary=boundary, channels=channels)
+
+
+def gaussian_kernel(sigma: float, size: int | None = None) -> torch.Tensor:
+    """Normalised isotropic Gaussian; the default size 2·⌈3σ⌉+1 keeps 99.7 % of the mass per axis."""
+    if sigma <= 0:
+        raise ValueError(f"blur sigma must be positive, got {sigma}")
+    size = size or 2 * math.ceil(3 * sigma) + 1
+    if size % 2 == 0:
+        raise ValueError(f"Gaussian kernel size must be odd, got {size}")
+    axis = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    taps = torch.exp(-(axis**2) / (2 * sigma**2))
+    kernel = torch.outer(taps, taps)
+    return (kernel / kernel.sum()).float()
+
+
+class GaussianBlur(StridedCorrelation):
+    """Gaussian blur with standard deviation ``sigma`` pixels (the paper uses σ_blur = 2)."""
+
+    def __init__(self, sigma: float = 2.0, size: int | None = None, boundary: BoundaryMode = "reflect", channels: int = 3):
+        super().__init__(gaussian_kernel(sigma, size), stride=1, boundary=boundary, channels=channels)
+        self.sigma = sigma

@@ -1,0 +1,234 @@
+"""The searchable index: its files, how it is assembled from embedding shards, and exact / IVF-PQ search.
+
+An index directory holds
+
+* ``meta.json``: encoder fingerprint, embedding size, item count, search structure (written last: its presence
+  means the index is complete),
+* ``embeddings.npy``: all L2-normalised float32 embeddings (row i = item i), memory-mapped at query time,
+* ``items.jsonl``: one ``{"id", "path"}`` per row,
+* ``skipped.tsv``: unreadable / corrupt inputs and why,
+* ``ivfpq.faiss``: the trained IVF-PQ structure, for collections past ``ivfpq_min_size`` (``kind: auto``),
+* ``shards/`` and ``manifest.json``: the resumable build state (see :mod:`adir_exp.retrieval.build`).
+
+Exact search is a FAISS ``IndexFlatIP`` (inner product = cosine on unit vectors). IVF-PQ returns
+``refine × k`` candidates that are re-ranked with the exact embeddings, so reported distances are always exact
+and only recall is approximate. Both move to the GPU(s) when ``faiss.get_num_gpus() > 0``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from adir_exp.retrieval.shards import read_shard, shard_path
+
+log = logging.getLogger(__name__)
+
+META_FILE = "meta.json"
+EMBEDDINGS_FILE = "embeddings.npy"
+ITEMS_FILE = "items.jsonl"
+SKIPPED_FILE = "skipped.tsv"
+IVFPQ_FILE = "ivfpq.faiss"
+FORMAT_VERSION = 1
+
+
+class RetrievalIndexError(RuntimeError):
+    """An index cannot be built or used as asked."""
+
+
+class IndexNotFoundError(RetrievalIndexError, FileNotFoundError):
+    """No complete index at the given directory."""
+
+
+class EmptyCollectionError(RetrievalIndexError, ValueError):
+    """The collection has no readable image."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Search structure. ``auto``: exact below ``ivfpq_min_size`` items, IVF-PQ from there on.
+
+    IVF-PQ defaults were chosen with ``benchmarks/bench_retrieval.py`` (1M × 512, see docs/retrieval.md).
+    """
+
+    kind: str = "auto"  # auto | flat | ivfpq
+    ivfpq_min_size: int = 1_000_000
+    nlist: int = 1024
+    m: int = 64
+    nbits: int = 8
+    nprobe: int = 64
+    refine: int = 10
+    train_size: int = 65_536
+    seed: int = 0
+
+    def resolve(self, count: int) -> str:
+        if self.kind not in ("auto", "flat", "ivfpq"):
+            raise ValueError(f"index kind must be auto, flat or ivfpq, got {self.kind!r}")
+        if self.kind == "auto":
+            return "ivfpq" if count >= self.ivfpq_min_size else "flat"
+        return self.kind
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2))
+    os.replace(temporary, path)
+
+
+def assemble_index(
+    shard_dir: Path,
+    unit_indices: Iterable[int],
+    out_dir: Path,
+    encoder_name: str,
+    embed_dim: int,
+    config: IndexConfig,
+    source: str,
+) -> dict:
+    """Concatenate the shards (in unit order) into an index under ``out_dir``; returns its metadata."""
+    paths = [shard_path(shard_dir, i) for i in sorted(unit_indices)]
+    (out_dir / META_FILE).unlink(missing_ok=True)
+    count = 0
+    with open(out_dir / ITEMS_FILE, "w") as items, open(out_dir / SKIPPED_FILE, "w") as skipped_file:
+        skipped = 0
+        for path in paths:
+            shard = read_shard(path)
+            for item_id, item_path in zip(shard.ids, shard.paths):
+                items.write(json.dumps({"id": item_id, "path": item_path}) + "\n")
+            for item_path, reason in shard.skipped:
+                skipped_file.write(f"{item_path}\t{reason}\n")
+            count += len(shard.ids)
+            skipped += len(shard.skipped)
+    if count == 0:
+        raise EmptyCollectionError(
+            f"no readable image in {source} ({skipped} unreadable, listed in {out_dir / SKIPPED_FILE})"
+        )
+
+    embeddings = np.lib.format.open_memmap(
+        out_dir / EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(count, embed_dim)
+    )
+    row = 0
+    for path in paths:
+        block = read_shard(path).embeddings
+        if block.shape[1:] != (embed_dim,):
+            raise ValueError(f"{path} holds {block.shape[1:]} embeddings, the encoder gives ({embed_dim},)")
+        embeddings[row : row + len(block)] = block
+        row += len(block)
+    embeddings.flush()
+
+    kind = config.resolve(count)
+    if kind == "ivfpq":
+        _train_ivfpq(embeddings, config, out_dir / IVFPQ_FILE)
+    meta = {
+        "format": FORMAT_VERSION,
+        "encoder": encoder_name,
+        "embed_dim": embed_dim,
+        "count": count,
+        "skipped": skipped,
+        "kind": kind,
+        "config": asdict(config),
+        "source": source,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _write_json(out_dir / META_FILE, meta)
+    log.info("index of %d images (%s, %d unreadable) written to %s", count, kind, skipped, out_dir)
+    return meta
+
+
+def _on_gpus(index: faiss.Index, float16_tables: bool, all_gpus: bool = True) -> faiss.Index:
+    """Clone to the visible GPUs when FAISS has any (database sharded across them), else keep the CPU index.
+
+    ``float16_tables`` only for IVF-PQ (its lookup tables need fp16 past 48 sub-quantizers); exact search stays
+    fp32. Training uses one GPU (``all_gpus=False``): shards would each learn their own quantizer.
+    """
+    if faiss.get_num_gpus() == 0:
+        return index
+    options = faiss.GpuMultipleClonerOptions()
+    options.useFloat16 = float16_tables
+    options.shard = True
+    return faiss.index_cpu_to_all_gpus(index, co=options, ngpu=-1 if all_gpus else 1)
+
+
+def _train_ivfpq(embeddings: np.ndarray, config: IndexConfig, out: Path) -> None:
+    count, dim = embeddings.shape
+    if dim % config.m:
+        raise ValueError(f"IVF-PQ needs m ({config.m}) to divide the embedding size ({dim})")
+    rng = np.random.default_rng(config.seed)
+    sample = np.sort(rng.choice(count, size=min(count, config.train_size), replace=False))
+    quantizer = faiss.IndexFlatIP(dim)
+    cpu_index = faiss.IndexIVFPQ(quantizer, dim, config.nlist, config.m, config.nbits, faiss.METRIC_INNER_PRODUCT)
+    index = _on_gpus(cpu_index, float16_tables=True, all_gpus=False)
+    started = time.perf_counter()
+    index.train(np.ascontiguousarray(embeddings[sample]))
+    for start in range(0, count, 262_144):
+        index.add(np.ascontiguousarray(embeddings[start : start + 262_144]))
+    log.info("IVF-PQ trained on %d vectors and filled in %.1f s", len(sample), time.perf_counter() - started)
+    cpu = faiss.index_gpu_to_cpu(index) if index is not cpu_index else cpu_index
+    faiss.write_index(cpu, str(out))
+
+
+class EmbeddingIndex:
+    """A complete index loaded for search."""
+
+    def __init__(self, directory: str | Path, nprobe: int | None = None, refine: int | None = None) -> None:
+        self.directory = Path(directory)
+        meta_path = self.directory / META_FILE
+        if not meta_path.is_file():
+            raise IndexNotFoundError(
+                f"no complete index at {self.directory} (missing {META_FILE}); build one with `adir-index build`"
+            )
+        self.meta = json.loads(meta_path.read_text())
+        self.encoder_name: str = self.meta["encoder"]
+        self.embed_dim: int = self.meta["embed_dim"]
+        self.kind: str = self.meta["kind"]
+        self.embeddings = np.load(self.directory / EMBEDDINGS_FILE, mmap_mode="r")
+        with open(self.directory / ITEMS_FILE) as handle:
+            items = [json.loads(line) for line in handle]
+        self.ids = [item["id"] for item in items]
+        self.paths = [item["path"] for item in items]
+        if not len(self.ids) == len(self.embeddings) == self.meta["count"]:
+            raise RetrievalIndexError(f"{self.directory}: items, embeddings and meta.json disagree on the item count")
+        config = self.meta["config"]
+        self.refine = refine if refine is not None else config["refine"]
+        if self.kind == "flat":
+            cpu = faiss.IndexFlatIP(self.embed_dim)
+            cpu.add(np.ascontiguousarray(self.embeddings))
+            self._index = _on_gpus(cpu, float16_tables=False)
+        else:
+            cpu = faiss.read_index(str(self.directory / IVFPQ_FILE))
+            cpu.nprobe = nprobe if nprobe is not None else config["nprobe"]
+            self._index = _on_gpus(cpu, float16_tables=True)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows by inner product for each unit-norm query: (similarities, rows), best first."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.embed_dim)
+        if not 1 <= k <= len(self):
+            raise ValueError(f"k must be between 1 and the collection size ({len(self)}), got {k}")
+        if self.kind == "flat":
+            similarities, rows = self._index.search(queries, k)
+            return similarities, rows
+        candidates = min(len(self), k * max(1, self.refine))
+        _, rows = self._index.search(queries, candidates)
+        out_sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out_rows = np.full((len(queries), k), -1, dtype=np.int64)
+        for q, found in enumerate(rows):
+            found = np.sort(found[found >= 0])  # sorted rows read the memory map sequentially
+            exact = self.embeddings[found] @ queries[q]
+            best = np.argsort(-exact, kind="stable")[:k]
+            out_sims[q, : len(best)] = exact[best]
+            out_rows[q, : len(best)] = found[best]
+        return out_sims, out_rows
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Exact embeddings of the given rows."""
+        return np.asarray(self.embeddings[np.asarray(rows)], dtype=np.float32)

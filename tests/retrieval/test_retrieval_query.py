@@ -1,0 +1,100 @@
+import io
+import logging
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from retrieval_helpers import make_image, to_tensor, write_collection
+from skimage import data
+
+from adir_exp.retrieval.build import build_index
+from adir_exp.retrieval.encoders import TextNotSupportedError
+from adir_exp.retrieval.query import LeakageGuard, Neighbours, NoRetrieval, Retriever
+
+
+def test_leakage_guard_removes_an_exact_copy_of_the_ground_truth(photo_index, effnet, caplog):
+    x = to_tensor(Image.open(photo_index / "collection" / "chelsea.png"))
+    y = F.avg_pool2d(x, 4)  # x4 super-resolution input
+    retriever = Retriever(photo_index / "index", effnet, k=3)
+
+    unguarded = retriever.query_image(y)
+    assert unguarded[0].id == "chelsea.png"  # the copy is the nearest neighbour of its own degradation
+
+    with caplog.at_level(logging.WARNING, logger="adir_exp.retrieval.query"):
+        guarded = retriever.query_image(y, ground_truth=x)
+    assert "chelsea.png" not in [n.id for n in guarded] and len(guarded) == 3
+    assert [n.id for n in guarded.excluded] == ["chelsea.png"]
+    assert guarded.excluded[0].ground_truth_similarity == pytest.approx(1.0, abs=1e-5)
+    assert [n.id for n in guarded] == [n.id for n in retriever.query_image(y, k=4)][1:]
+    assert "leakage guard" in caplog.text and "chelsea.png" in caplog.text
+
+
+def test_leakage_guard_catches_rescaled_copies_but_not_other_photos(photo_index, effnet):
+    retriever = Retriever(photo_index / "index", effnet, k=9)
+    coffee = Image.open(photo_index / "collection" / "coffee.png")
+    rescaled = to_tensor(coffee.resize((coffee.width // 2, coffee.height // 2), Image.BICUBIC))
+    result = retriever.query_image(rescaled, ground_truth=rescaled)
+    assert [n.id for n in result.excluded] == ["coffee.png"]
+    assert len(result) == 9  # every other photo survives the 0.95 threshold
+
+    strict = Retriever(photo_index / "index", effnet, k=9, leakage_guard=LeakageGuard(threshold=0.9999))
+    assert strict.query_image(rescaled, ground_truth=rescaled).excluded == []
+    off = Retriever(photo_index / "index", effnet, k=9, leakage_guard=LeakageGuard(enabled=False))
+    assert off.query_image(rescaled, ground_truth=rescaled)[0].id == "coffee.png"
+
+
+def test_guard_fetches_more_candidates_and_fails_clearly_when_too_few_remain(tmp_path, tiny_clip, fast_embed):
+    image = make_image(np.random.default_rng(3), 40, 40)
+    (tmp_path / "col").mkdir()
+    for i in range(3):  # three identical copies plus two other images
+        image.save(tmp_path / "col" / f"copy{i}.png")
+    write_collection(tmp_path / "col" / "others", 2, seed=9)
+    build_index(tmp_path / "col", tmp_path / "idx", tiny_clip, embed=fast_embed)
+    # random tiny-CLIP embeddings of different images still reach cosine 0.99: only exact copies pass 0.99999
+    retriever = Retriever(tmp_path / "idx", tiny_clip, k=2, leakage_guard=LeakageGuard(threshold=0.99999))
+    x = to_tensor(image)
+    result = retriever.query_image(x, ground_truth=x)
+    assert sorted(n.id for n in result) == ["others/a/img001.png", "others/b/img000.png"]
+    assert sorted(n.id for n in result.excluded) == ["copy0.png", "copy1.png", "copy2.png"]
+    with pytest.raises(ValueError, match="only 2 images remain"):
+        retriever.query_image(x, k=3, ground_truth=x)
+
+
+def test_text_query_and_image_loading_from_tar_shards(tmp_path, tiny_clip, fast_embed):
+    with tarfile.open(tmp_path / "shard-0.tar", "w") as archive:
+        for i in range(4):
+            buffer = io.BytesIO()
+            make_image(np.random.default_rng(i), 30, 30).save(buffer, format="PNG")
+            info = tarfile.TarInfo(f"sample{i}.png")
+            info.size = buffer.tell()
+            buffer.seek(0)
+            archive.addfile(info, buffer)
+    build_index(str(tmp_path / "shard-0.tar"), tmp_path / "idx", tiny_clip, embed=fast_embed)
+    retriever = Retriever(tmp_path / "idx", tiny_clip, k=2)
+    neighbours = retriever.query_text("a photo of a cat")
+    assert isinstance(neighbours, Neighbours) and len(neighbours) == 2
+    assert all(n.path.startswith(str(tmp_path / "shard-0.tar") + "::") for n in neighbours)
+    images = retriever.load_images(neighbours)
+    assert [im.size for im in images] == [(30, 30), (30, 30)] and images[0].mode == "RGB"
+
+
+def test_text_query_needs_a_text_encoder(photo_index, effnet):
+    with pytest.raises(TextNotSupportedError):
+        Retriever(photo_index / "index", effnet).query_text("a cat")
+
+
+def test_query_image_takes_one_image(photo_index, effnet):
+    retriever = Retriever(photo_index / "index", effnet, k=2)
+    with pytest.raises(ValueError, match="one image at a time"):
+        retriever.query_image(torch.rand(2, 3, 64, 64))
+    grey = to_tensor(Image.fromarray(data.camera())).mean(1, keepdim=True)  # colorisation input: (1, 1, H, W)
+    assert retriever.query_image(grey)[0].id == "camera.png"
+
+
+def test_no_retrieval_returns_nothing():
+    none = NoRetrieval()
+    assert none.query_image(torch.rand(1, 3, 8, 8)) == [] and none.load_images([]) == []
+    assert none.query_text("x").excluded == []
