@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from adir_exp.data.images import (
@@ -61,6 +62,57 @@ class Reconstruction:
         files["grid"] = save_image(grid, directory / "grid.png")
         return files
 
+    def log(self, logger: Logger, image: Path, step: int | None = None, key: str = "grid") -> None:
+        """Send the metrics, and ``image`` (a written file) where the logger takes images (W&B), to ``logger``."""
+        logger.log_metrics(self.metrics, step=step)
+        if hasattr(logger, "log_image"):
+            logger.log_image(key=key, images=[str(image)], step=step)
+
+
+@dataclass
+class Degradation:
+    """y = A x + e for one ground truth, plus the seeded generator's state right after e was drawn.
+
+    Sampling continues from that state, so a reconstruction after adaptation (or after loading an adapter) draws
+    exactly the noise a plain run with the same seed draws, whatever happened in between.
+    """
+
+    ground_truth: torch.Tensor          # [0, 1], CPU
+    operator: LinearOperator            # on ``device``
+    y: torch.Tensor                     # model range, on ``device``
+    sampling_state: torch.Tensor
+    device: torch.device
+
+    def generator(self) -> torch.Generator:
+        """A fresh generator at the state sampling starts from."""
+        generator = torch.Generator(device=self.device)
+        generator.set_state(self.sampling_state)
+        return generator
+
+
+def degrade(
+    ground_truth: torch.Tensor, operator: LinearOperator, noise: GaussianNoise, seed: int, device: torch.device
+) -> Degradation:
+    """Measure ``ground_truth`` ([0, 1]): y = A x + e, with e drawn from a generator seeded with ``seed``."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    x = to_model_range(ground_truth).to(device)
+    operator = operator.to(device)
+    y = noise(operator.A(x), generator=generator)
+    return Degradation(ground_truth, operator, y, generator.get_state(), device)
+
+
+def restore(degradation: Degradation, sampler: Sampler, metrics: MetricSuite) -> Reconstruction:
+    """Reconstruct from y with ``sampler``; metrics for the estimate and, prefixed ``pseudo_inverse/``, for A⁺ y."""
+    ground_truth, operator, y = degradation.ground_truth, degradation.operator, degradation.y
+    measurement = Measurement(y, operator)
+    generator = degradation.generator()
+    x_hat = sampler.sample(tuple(ground_truth.shape), measurement, generator=generator, device=degradation.device)
+    estimate = to_image_range(x_hat).cpu()
+    baseline = to_image_range(operator.A_pinv(y)).cpu()
+    scores = {name: float(v.mean()) for name, v in metrics(estimate, ground_truth).items()}
+    scores |= {f"pseudo_inverse/{name}": float(v.mean()) for name, v in metrics(baseline, ground_truth).items()}
+    return Reconstruction(ground_truth, y.cpu(), baseline, estimate, scores)
+
 
 def reconstruct(
     ground_truth: torch.Tensor,
@@ -71,20 +123,8 @@ def reconstruct(
     seed: int,
     device: torch.device,
 ) -> Reconstruction:
-    """Degrade ``ground_truth`` ([0, 1]) and reconstruct it; one generator seeds both noise and sampling.
-
-    Metrics are computed for the reconstruction and, with a ``pseudo_inverse/`` prefix, for A⁺ y.
-    """
-    generator = torch.Generator(device=device).manual_seed(seed)
-    x = to_model_range(ground_truth).to(device)
-    operator = operator.to(device)
-    y = noise(operator.A(x), generator=generator)
-    x_hat = sampler.sample(tuple(x.shape), Measurement(y, operator), generator=generator, device=device)
-    estimate = to_image_range(x_hat).cpu()
-    baseline = to_image_range(operator.A_pinv(y)).cpu()
-    scores = {name: float(v.mean()) for name, v in metrics(estimate, ground_truth).items()}
-    scores |= {f"pseudo_inverse/{name}": float(v.mean()) for name, v in metrics(baseline, ground_truth).items()}
-    return Reconstruction(ground_truth, y.cpu(), baseline, estimate, scores)
+    """Degrade ``ground_truth`` ([0, 1]) and reconstruct it; one seed fixes both the noise and the sampling."""
+    return restore(degrade(ground_truth, operator, noise, seed, device), sampler, metrics)
 
 
 def build_components(cfg: DictConfig, device: torch.device) -> tuple[Denoiser, NoiseSchedule, LinearOperator, GaussianNoise]:

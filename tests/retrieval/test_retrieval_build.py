@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import numpy as np
@@ -38,7 +39,7 @@ def test_query_returns_the_exact_nearest_neighbours(tmp_path, tiny_clip, fast_em
     order = np.argsort(-(reference @ q), kind="stable")[:7]
     assert [n.id for n in neighbours] == [ids[i] for i in order]
     np.testing.assert_allclose([n.distance for n in neighbours], spherical_distance(reference[order], q), atol=1e-5)
-    assert all(a.distance <= b.distance for a, b in zip(neighbours, neighbours[1:]))
+    assert all(a.distance <= b.distance for a, b in itertools.pairwise(neighbours))
     assert [n.path for n in neighbours] == [str(by_id[n.id].resolve()) for n in neighbours]
 
 

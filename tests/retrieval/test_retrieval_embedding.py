@@ -20,7 +20,11 @@ def test_batches_never_straddle_units_and_mark_their_end(tmp_path):
     units = plan_units(tmp_path / "col", shard_size=3)
     batches = list(UnitBatches(units, PRE, batch_size=2))
     assert [(b["unit"], len(b["ids"]), b["last"]) for b in batches] == [
-        (0, 2, False), (0, 1, True), (1, 2, False), (1, 1, True), (2, 1, True)
+        (0, 2, False),
+        (0, 1, True),
+        (1, 2, False),
+        (1, 1, True),
+        (2, 1, True),
     ]
     assert batches[0]["pixels"].shape == (2, 3, 16, 16)
 

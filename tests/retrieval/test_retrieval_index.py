@@ -52,7 +52,7 @@ def test_ivfpq_recall_and_exact_distances(tmp_path):
     queries = clustered(rng, 50)
     sims, rows = index.search(queries, 20)
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :20]
-    recall = np.mean([len(set(r) & set(t)) / 20 for r, t in zip(rows, truth)])
+    recall = np.mean([len(set(r) & set(t)) / 20 for r, t in zip(rows, truth, strict=True)])
     assert recall >= 0.9
     # candidates are re-ranked with the stored embeddings: reported similarities are exact
     np.testing.assert_allclose(sims, np.einsum("qd,qkd->qk", queries, vectors[rows]), atol=1e-5)
@@ -70,7 +70,7 @@ def test_ivfpq_without_refinement_loses_recall(tmp_path):
 
     def recall(index):
         rows = index.search(queries, 20)[1]
-        return np.mean([len(set(r) & set(t)) / 20 for r, t in zip(rows, truth)])
+        return np.mean([len(set(r) & set(t)) / 20 for r, t in zip(rows, truth, strict=True)])
 
     assert recall(EmbeddingIndex(tmp_path, refine=1)) < recall(EmbeddingIndex(tmp_path)) - 0.05
 

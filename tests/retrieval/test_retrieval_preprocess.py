@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from retrieval_helpers import make_image, to_tensor
 
 from adir_exp.retrieval.preprocess import Preprocess
-
-from retrieval_helpers import make_image, to_tensor
 
 PRE = Preprocess(size=32, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
 

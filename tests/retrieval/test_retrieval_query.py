@@ -15,10 +15,10 @@ from adir_exp.retrieval.encoders import TextNotSupportedError
 from adir_exp.retrieval.query import LeakageGuard, Neighbours, NoRetrieval, Retriever
 
 
-def test_leakage_guard_removes_an_exact_copy_of_the_ground_truth(photo_index, effnet, caplog):
+def test_leakage_guard_removes_an_exact_copy_of_the_ground_truth(photo_index, effnet_128, caplog):
     x = to_tensor(Image.open(photo_index / "collection" / "chelsea.png"))
     y = F.avg_pool2d(x, 4)  # x4 super-resolution input
-    retriever = Retriever(photo_index / "index", effnet, k=3)
+    retriever = Retriever(photo_index / "index", effnet_128, k=3)
 
     unguarded = retriever.query_image(y)
     assert unguarded[0].id == "chelsea.png"  # the copy is the nearest neighbour of its own degradation
@@ -32,17 +32,17 @@ def test_leakage_guard_removes_an_exact_copy_of_the_ground_truth(photo_index, ef
     assert "leakage guard" in caplog.text and "chelsea.png" in caplog.text
 
 
-def test_leakage_guard_catches_rescaled_copies_but_not_other_photos(photo_index, effnet):
-    retriever = Retriever(photo_index / "index", effnet, k=9)
+def test_leakage_guard_catches_rescaled_copies_but_not_other_photos(photo_index, effnet_128):
+    retriever = Retriever(photo_index / "index", effnet_128, k=9)
     coffee = Image.open(photo_index / "collection" / "coffee.png")
     rescaled = to_tensor(coffee.resize((coffee.width // 2, coffee.height // 2), Image.BICUBIC))
     result = retriever.query_image(rescaled, ground_truth=rescaled)
     assert [n.id for n in result.excluded] == ["coffee.png"]
     assert len(result) == 9  # every other photo survives the 0.95 threshold
 
-    strict = Retriever(photo_index / "index", effnet, k=9, leakage_guard=LeakageGuard(threshold=0.9999))
+    strict = Retriever(photo_index / "index", effnet_128, k=9, leakage_guard=LeakageGuard(threshold=0.9999))
     assert strict.query_image(rescaled, ground_truth=rescaled).excluded == []
-    off = Retriever(photo_index / "index", effnet, k=9, leakage_guard=LeakageGuard(enabled=False))
+    off = Retriever(photo_index / "index", effnet_128, k=9, leakage_guard=LeakageGuard(enabled=False))
     assert off.query_image(rescaled, ground_truth=rescaled)[0].id == "coffee.png"
 
 
@@ -81,13 +81,13 @@ def test_text_query_and_image_loading_from_tar_shards(tmp_path, tiny_clip, fast_
     assert [im.size for im in images] == [(30, 30), (30, 30)] and images[0].mode == "RGB"
 
 
-def test_text_query_needs_a_text_encoder(photo_index, effnet):
+def test_text_query_needs_a_text_encoder(photo_index, effnet_128):
     with pytest.raises(TextNotSupportedError):
-        Retriever(photo_index / "index", effnet).query_text("a cat")
+        Retriever(photo_index / "index", effnet_128).query_text("a cat")
 
 
-def test_query_image_takes_one_image(photo_index, effnet):
-    retriever = Retriever(photo_index / "index", effnet, k=2)
+def test_query_image_takes_one_image(photo_index, effnet_128):
+    retriever = Retriever(photo_index / "index", effnet_128, k=2)
     with pytest.raises(ValueError, match="one image at a time"):
         retriever.query_image(torch.rand(2, 3, 64, 64))
     grey = to_tensor(Image.fromarray(data.camera())).mean(1, keepdim=True)  # colorisation input: (1, 1, H, W)

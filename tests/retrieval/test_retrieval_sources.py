@@ -74,7 +74,11 @@ def test_unusable_sources_are_clear_errors(tmp_path, make):
     (tmp_path / "d").mkdir()
     if make == "no_images":
         (tmp_path / "d" / "readme.md").write_text("x")
-    source = {"empty_dir": tmp_path / "d", "no_images": tmp_path / "d",
-              "missing_tar": str(tmp_path / "x-{0..2}.tar"), "unknown": tmp_path / "nothing.bin"}[make]
+    source = {
+        "empty_dir": tmp_path / "d",
+        "no_images": tmp_path / "d",
+        "missing_tar": str(tmp_path / "x-{0..2}.tar"),
+        "unknown": tmp_path / "nothing.bin",
+    }[make]
     with pytest.raises(SourceError, match="empty collection|not found|neither"):
         plan_units(source, shard_size=4)

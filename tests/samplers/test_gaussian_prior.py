@@ -52,7 +52,6 @@ def exact_posterior_mean(operator, y, mean, std, sigma) -> torch.Tensor:
     ids=["sr2", "inpainting"],
 )
 def test_guided_mean_approaches_exact_posterior_mean(prior, operator, tolerance) -> None:
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
     mean, std, truth, schedule, denoiser, generator = prior
     noise = GaussianNoise(sigma=10)
     y = noise(operator.A(truth[None]), generator=generator)

@@ -115,8 +115,13 @@ def _robustness(args: argparse.Namespace) -> int:
         x = load_image(path)
         h, w = x.shape[-2:]
         scale = args.size / min(h, w)
-        x = F.interpolate(x, size=(max(args.size, round(h * scale)), max(args.size, round(w * scale))),
-                          mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+        x = F.interpolate(
+            x,
+            size=(max(args.size, round(h * scale)), max(args.size, round(w * scale))),
+            mode="bicubic",
+            antialias=True,
+            align_corners=False,
+        ).clamp(0, 1)
         top, left = (x.shape[-2] - args.size) // 2, (x.shape[-1] - args.size) // 2
         return x[..., top : top + args.size, left : left + args.size]
 
@@ -124,7 +129,9 @@ def _robustness(args: argparse.Namespace) -> int:
     for task in args.task:
         operator = instantiate(_config(task, TASK_DIR, "task").operator)
         degradations[Path(task).stem] = getattr(operator, "A", operator)  # an operator's A, or any callable
-    rows = neighbour_overlap(_retriever(args, max(args.k)), (square(p) for p in paths), degradations, args.k, not args.no_guard)
+    rows = neighbour_overlap(
+        _retriever(args, max(args.k)), (square(p) for p in paths), degradations, args.k, not args.no_guard
+    )
     out = Path(args.out)
     print(f"{'degradation':<16}{'K':>5}{'recall':>9}{'std':>8}")
     for row in rows:
@@ -135,15 +142,24 @@ def _robustness(args: argparse.Namespace) -> int:
 
 def _add_encoder_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default="efficientnet_lite0", help="conf/retrieval/encoder/NAME.yaml or a path")
-    parser.add_argument("--encoder-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a field of the encoder config (repeatable)")
+    parser.add_argument(
+        "--encoder-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the encoder config (repeatable)",
+    )
 
 
 def _add_query_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--index", required=True, help="index directory written by `adir-index build`")
     parser.add_argument("--device", default="cpu", help="device of the encoder (cpu, cuda)")
-    parser.add_argument("--threshold", type=float, default=0.95,
-                        help="leakage guard: cosine to the ground truth at or above which a neighbour is dropped")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.95,
+        help="leakage guard: cosine to the ground truth at or above which a neighbour is dropped",
+    )
     parser.add_argument("--no-guard", action="store_true", help="disable the leakage guard")
     _add_encoder_args(parser)
 
@@ -165,14 +181,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--devices", help="number of devices, DDP when > 1 (default auto)")
     build.add_argument("--strategy", help="Lightning strategy, e.g. ddp (default auto)")
     build.add_argument("--precision", help="Lightning precision, e.g. 16-mixed on GPU (default 32-true)")
-    build.add_argument("--index-kind", choices=("auto", "flat", "ivfpq"),
-                       help=f"default auto: exact below {defaults.ivfpq_min_size} images, IVF-PQ from there")
+    build.add_argument(
+        "--index-kind",
+        choices=("auto", "flat", "ivfpq"),
+        help=f"default auto: exact below {defaults.ivfpq_min_size} images, IVF-PQ from there",
+    )
     build.add_argument("--nlist", type=int, help=f"IVF-PQ inverted lists (default {defaults.nlist})")
-    build.add_argument("--m", type=int, help=f"IVF-PQ sub-quantizers, divides the embedding size (default {defaults.m})")
+    build.add_argument(
+        "--m", type=int, help=f"IVF-PQ sub-quantizers, divides the embedding size (default {defaults.m})"
+    )
     build.add_argument("--nbits", type=int, help=f"IVF-PQ bits per code (default {defaults.nbits})")
     build.add_argument("--nprobe", type=int, help=f"IVF-PQ lists visited per query (default {defaults.nprobe})")
-    build.add_argument("--refine", type=int,
-                       help=f"IVF-PQ candidates per neighbour re-ranked exactly (default {defaults.refine})")
+    build.add_argument(
+        "--refine", type=int, help=f"IVF-PQ candidates per neighbour re-ranked exactly (default {defaults.refine})"
+    )
     build.add_argument("--train-size", type=int, help=f"IVF-PQ training subset (default {defaults.train_size})")
     build.add_argument("--overwrite", action="store_true", help="discard a previous build in the output directory")
     build.add_argument("--no-progress", action="store_true")
@@ -189,8 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     robustness = commands.add_parser("robustness", help="overlap of the neighbours of x and A(x) (paper Fig. 21)")
     _add_query_args(robustness)
     robustness.add_argument("--images", required=True, help="folder of clean test images")
-    robustness.add_argument("--task", action="append", required=True,
-                            help="conf/task/NAME.yaml (or a path) whose `operator` is the degradation (repeatable)")
+    robustness.add_argument(
+        "--task",
+        action="append",
+        required=True,
+        help="conf/task/NAME.yaml (or a path) whose `operator` is the degradation (repeatable)",
+    )
     robustness.add_argument("-k", type=int, nargs="+", default=[1, 5, 10, 20], help="values of K")
     robustness.add_argument("--size", type=int, default=256, help="working resolution the operators expect")
     robustness.add_argument("--limit", type=int, default=None, help="use at most this many images")

@@ -18,8 +18,8 @@ from adir_exp.retrieval.embedding import EmbedConfig, embed_units
 from adir_exp.retrieval.encoders import ImageEncoder
 from adir_exp.retrieval.index import (
     EMBEDDINGS_FILE,
-    IVFPQ_FILE,
     ITEMS_FILE,
+    IVFPQ_FILE,
     META_FILE,
     SKIPPED_FILE,
     IndexConfig,
@@ -51,14 +51,16 @@ def build_index(
     out_dir: str | Path,
     encoder: ImageEncoder,
     shard_size: int = 10_000,
-    embed: EmbedConfig = EmbedConfig(),
-    index: IndexConfig = IndexConfig(),
+    embed: EmbedConfig | None = None,
+    index: IndexConfig | None = None,
     overwrite: bool = False,
 ) -> dict | None:
-    """Build (or resume building) the index of ``source`` in ``out_dir``.
+    """Build (or resume building) the index of ``source`` in ``out_dir`` (default configs when ``None``).
 
     Returns the index metadata on the process that assembles it, ``None`` on the other DDP ranks.
     """
+    embed = embed or EmbedConfig()
+    index = index or IndexConfig()
     out_dir = Path(out_dir)
     if overwrite:
         _remove_build(out_dir)

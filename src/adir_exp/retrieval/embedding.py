@@ -92,7 +92,15 @@ class UnitBatches(IterableDataset):
                 pixels, ids, paths, skipped = [], [], [], []
         yield self._batch(unit.index, pixels, ids, paths, skipped, last=True)
 
-    def _batch(self, unit: int, pixels, ids, paths, skipped, last: bool) -> dict[str, Any]:
+    def _batch(
+        self,
+        unit: int,
+        pixels: list[torch.Tensor],
+        ids: list[str],
+        paths: list[str],
+        skipped: list[tuple[str, str]],
+        last: bool,
+    ) -> dict[str, Any]:
         size = self.preprocess.size
         stacked = torch.stack(pixels) if pixels else torch.empty(0, 3, size, size)
         return {"unit": unit, "ids": ids, "paths": paths, "pixels": stacked, "skipped": skipped, "last": last}

@@ -19,6 +19,7 @@ import hashlib
 import importlib.metadata
 import os
 import re
+import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -36,6 +37,14 @@ class TextNotSupportedError(ValueError):
 
 class EncoderWeightsError(FileNotFoundError):
     """The encoder's weights are not on this machine; the message says which file goes where."""
+
+
+def is_torchscript_archive(path: str | Path) -> bool:
+    """OpenAI's CLIP checkpoints (e.g. ``ViT-L-14.pt``) are TorchScript archives, which hold a ``code/`` folder."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
 
 
 def file_digest(path: str | Path, length: int = 16) -> str:
@@ -217,12 +226,18 @@ class OpenClipEncoder(ImageEncoder):
             identity = f"random-seed{seed}"
         else:
             weights = (
-                Path(checkpoint) if checkpoint is not None else self._locate_tag_weights(model_name, pretrained, tag_cfg)
+                Path(checkpoint)
+                if checkpoint is not None
+                else self._locate_tag_weights(model_name, pretrained, tag_cfg)
             )
             if not weights.is_file():
                 raise EncoderWeightsError(f"open_clip checkpoint for {model_name} not found: {weights}")
             self.model = open_clip.create_model(
-                model_name, pretrained=str(weights), force_quick_gelu=bool(tag_cfg.get("quick_gelu", False))
+                model_name,
+                pretrained=str(weights),
+                force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+                # torch.load refuses TorchScript under weights_only; these files come from the user, not a hub
+                weights_only=not is_torchscript_archive(weights),
             )
             identity = str(pretrained) if checkpoint is None else f"sha256-{file_digest(weights)}"
         self.model.eval()
@@ -283,4 +298,3 @@ class OpenClipEncoder(ImageEncoder):
 
             self._tokenizer = open_clip.get_tokenizer(self._model_name)
         return self.model.encode_text(self._tokenizer(texts).to(self.device))
-

@@ -64,7 +64,7 @@ class IndexConfig:
     nlist: int = 1024
     m: int = 64
     nbits: int = 8
-    nprobe: int = 64
+    nprobe: int = 32
     refine: int = 10
     train_size: int = 65_536
     seed: int = 0
@@ -100,7 +100,7 @@ def assemble_index(
         skipped = 0
         for path in paths:
             shard = read_shard(path)
-            for item_id, item_path in zip(shard.ids, shard.paths):
+            for item_id, item_path in zip(shard.ids, shard.paths, strict=True):
                 items.write(json.dumps({"id": item_id, "path": item_path}) + "\n")
             for item_path, reason in shard.skipped:
                 skipped_file.write(f"{item_path}\t{reason}\n")
@@ -215,8 +215,7 @@ class EmbeddingIndex:
         if not 1 <= k <= len(self):
             raise ValueError(f"k must be between 1 and the collection size ({len(self)}), got {k}")
         if self.kind == "flat":
-            similarities, rows = self._index.search(queries, k)
-            return similarities, rows
+            return self._index.search(queries, k)
         candidates = min(len(self), k * max(1, self.refine))
         _, rows = self._index.search(queries, candidates)
         out_sims = np.full((len(queries), k), -np.inf, dtype=np.float32)

@@ -100,7 +100,9 @@ class Retriever:
             raise ValueError(f"query one image at a time, got a batch of {image.shape[0]}")
         return self.encoder.encode_images(self.encoder.preprocess(image)[None])[0].numpy()
 
-    def query_image(self, y: torch.Tensor, k: int | None = None, ground_truth: torch.Tensor | None = None) -> Neighbours:
+    def query_image(
+        self, y: torch.Tensor, k: int | None = None, ground_truth: torch.Tensor | None = None
+    ) -> Neighbours:
         """Neighbours of the measurement y; ``ground_truth`` (benchmarks only) turns on the leakage guard."""
         truth = self.embed_image(ground_truth) if ground_truth is not None else None
         return self.query_embedding(self.embed_image(y), k, truth)
@@ -124,15 +126,15 @@ class Retriever:
             found = rows[0] >= 0
             candidates = [
                 Neighbour(self.index.ids[row], self.index.paths[row], float(distance), int(row))
-                for row, distance in zip(rows[0][found], spherical_from_cosine(similarities[0][found]))
+                for row, distance in zip(rows[0][found], spherical_from_cosine(similarities[0][found]), strict=True)
             ]
             if not guard:
                 return Neighbours(candidates)
             truth_similarity = self.index.vectors([c.row for c in candidates]) @ ground_truth
-            kept = [c for c, s in zip(candidates, truth_similarity) if s < self.leakage_guard.threshold]
+            kept = [c for c, s in zip(candidates, truth_similarity, strict=True) if s < self.leakage_guard.threshold]
             excluded = [
                 replace(c, ground_truth_similarity=float(s))
-                for c, s in zip(candidates, truth_similarity)
+                for c, s in zip(candidates, truth_similarity, strict=True)
                 if s >= self.leakage_guard.threshold
             ]
             if len(kept) >= k or fetch == size:
@@ -167,7 +169,9 @@ class NoRetrieval:
 
     k = 0
 
-    def query_image(self, y: torch.Tensor, k: int | None = None, ground_truth: torch.Tensor | None = None) -> Neighbours:
+    def query_image(
+        self, y: torch.Tensor, k: int | None = None, ground_truth: torch.Tensor | None = None
+    ) -> Neighbours:
         return Neighbours()
 
     def query_text(self, text: str, k: int | None = None) -> Neighbours:

@@ -48,12 +48,13 @@ def neighbour_overlap(
     k_max = max(ks)
     recalls: dict[tuple[str, int], list[float]] = {(name, k): [] for name in degradations for k in ks}
     for x in images:
-        truth = x if guard else None
-        clean = [n.id for n in retriever.query_image(x, k_max, ground_truth=truth)]
+        clean_embedding = retriever.embed_image(x)  # embedded once: the clean query and the guard's reference
+        truth = clean_embedding if guard else None
+        clean = [n.id for n in retriever.query_embedding(clean_embedding, k_max, truth)]
         for name, degrade in degradations.items():
             with torch.no_grad():
                 y = degrade(x)
-            degraded = [n.id for n in retriever.query_image(y, k_max, ground_truth=truth)]
+            degraded = [n.id for n in retriever.query_embedding(retriever.embed_image(y), k_max, truth)]
             for k in ks:
                 recalls[name, k].append(len(set(clean[:k]) & set(degraded[:k])) / k)
     return [

@@ -177,4 +177,3 @@ def read_item(path: str) -> bytes:
                 raise OSError(f"{member} in {tar} is not a file")
             return handle.read()
     return Path(path).read_bytes()
-

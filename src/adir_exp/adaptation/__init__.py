@@ -1,0 +1,33 @@
+"""Test-time adaptation (``adaptation`` config group): LoRA on the denoiser, fitted to retrieved images or y."""
+
+from adir_exp.adaptation.artifacts import (
+    AdapterCheckpoint,
+    AdapterFileError,
+    AdapterMetadata,
+    load_adapter,
+    save_adapter,
+)
+from adir_exp.adaptation.callback import ReconstructionCallback
+from adir_exp.adaptation.data import AdaptationDataModule, AdaptationDataWarning, AdaptationImageError
+from adir_exp.adaptation.gd_objective import GDObjective
+from adir_exp.adaptation.lora import LoRATargetError, add_lora, merge_lora
+from adir_exp.adaptation.module import LoRAAdaptation
+from adir_exp.adaptation.objective import AdaptationObjective
+
+__all__ = [
+    "AdaptationDataModule",
+    "AdaptationDataWarning",
+    "AdaptationImageError",
+    "AdaptationObjective",
+    "AdapterCheckpoint",
+    "AdapterFileError",
+    "AdapterMetadata",
+    "GDObjective",
+    "LoRAAdaptation",
+    "LoRATargetError",
+    "ReconstructionCallback",
+    "add_lora",
+    "load_adapter",
+    "merge_lora",
+    "save_adapter",
+]

@@ -1,0 +1,24 @@
+"""What adaptation minimises: one interface, implemented per model family (pixel-space GD, latent SD)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+
+class AdaptationObjective(nn.Module, ABC):
+    """Loss of one batch of image crops (B, 3, h, w) in [−1, 1] for test-time adaptation.
+
+    ``network`` is the module LoRA is injected into (a diffusers UNet); everything else the objective holds
+    (schedule, VAE, text encoder, LPIPS) stays frozen.
+    """
+
+    @property
+    @abstractmethod
+    def network(self) -> nn.Module: ...
+
+    @abstractmethod
+    def loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Return {"loss": total, ...named components} for the batch."""

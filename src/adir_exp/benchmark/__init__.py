@@ -1,0 +1,1 @@
+"""DIV2K benchmark runners: methods × images → resumable result rows → summary tables and grids."""

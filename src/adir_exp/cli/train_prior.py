@@ -1,0 +1,69 @@
+"""``adir-train-prior``: train the embedded DDPM prior on the corpus' training split (conf/train_prior.yaml).
+
+Writes the EMA UNet (config.json + diffusion_pytorch_model.safetensors), the loss curve (loss.csv, loss.png)
+and a MODEL_CARD.md with the exact command, steps, wall time and data counts into ``export_dir``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from adir_exp.paths import CONF_DIR, configure_environment
+
+configure_environment()
+
+import hydra
+from omegaconf import DictConfig
+
+
+def train(cfg: DictConfig) -> Path:
+    """Fit the prior as configured and return the export directory."""
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+
+    from adir_exp.prior.card import write_model_card
+    from adir_exp.prior.training import (
+        CropDataModule,
+        DDPMPrior,
+        ExportEMA,
+        LossCSV,
+        build_unet,
+    )
+
+    if cfg.trainer.threads:
+        torch.set_num_threads(int(cfg.trainer.threads))
+    L.seed_everything(cfg.seed, workers=True)
+    export_dir = Path(cfg.export_dir)
+    unet = build_unet(sample_size=cfg.data.crop, **cfg.unet)
+    module = DDPMPrior(unet, instantiate(cfg.schedule), **cfg.optim)
+    data = CropDataModule(**cfg.data)
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        max_steps=cfg.trainer.max_steps,
+        max_time={"minutes": cfg.trainer.max_minutes},
+        gradient_clip_val=cfg.trainer.gradient_clip_val,
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[LossCSV(export_dir / "loss.csv"), ExportEMA(export_dir, cfg.export_every)],
+        log_every_n_steps=10,
+    )
+    start = time.monotonic()
+    trainer.fit(module, datamodule=data)
+    wall = time.monotonic() - start
+    command = " ".join(["adir-train-prior", *sys.argv[1:]])
+    write_model_card(export_dir, cfg, command=command, steps=trainer.global_step, wall_seconds=wall,
+                     device=str(module.device))
+    return export_dir
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train_prior", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    print(f"prior written to {train(cfg)}")
+
+
+if __name__ == "__main__":
+    main()

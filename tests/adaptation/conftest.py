@@ -1,0 +1,79 @@
+"""Tiny, randomly initialised ADM denoisers (the real classes) and inputs for the adaptation tests.
+
+The tests run single-threaded: these models are so small that on a shared CPU, two threads spinning against
+each other's load cost several times more than they gain.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import lpips
+import pytest
+import torch
+from torch import nn
+
+from adir_exp.data.images import ASSET_IMAGE, load_image, resize_short_side
+from adir_exp.diffusion import NoiseSchedule
+from adir_exp.models import UNetDenoiser, random_adm
+from adir_exp.weights.provision import provision
+
+# ADM structure (resblock up/down, scale-shift norm, learned variance, one attention level) at 32 px.
+TINY_ADM = {
+    "image_size": 32,
+    "num_channels": 32,
+    "channel_mult": "1,2",
+    "num_res_blocks": 1,
+    "attention_resolutions": "16",
+    "num_head_channels": 32,
+    "learn_sigma": True,
+    "resblock_updown": True,
+    "use_scale_shift_norm": True,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def denoiser() -> UNetDenoiser:
+    return UNetDenoiser(random_adm(TINY_ADM, seed=0))
+
+
+@pytest.fixture
+def schedule() -> NoiseSchedule:
+    return NoiseSchedule()
+
+
+@pytest.fixture(scope="session")
+def random_lpips() -> nn.Module:
+    """lpips' AlexNet LPIPS with its real linear layers (from the wheel) on a randomly initialised backbone: the
+    ImageNet backbone is a provisioned file these unit tests do not need (the CLI test provisions it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+
+
+@pytest.fixture(scope="session")
+def photo() -> torch.Tensor:
+    """The bundled photo at 48 px short side, (1, 3, 48, 48) in [0, 1]."""
+    return resize_short_side(load_image(ASSET_IMAGE), 48)
+
+
+@pytest.fixture(scope="session")
+def provisioned_torch_home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TORCH_HOME with the LPIPS backbone, provisioned once per session (sdists cached by pytest)."""
+    cache = getattr(request.config, "cache", None)
+    sdists = Path(cache.mkdir("adir-sdists")) if cache is not None else tmp_path_factory.mktemp("sdists")
+    torch_home = tmp_path_factory.mktemp("torch_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(torch_home))
+        provision(sdists, log=lambda _: None)
+    return torch_home

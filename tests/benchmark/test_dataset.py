@@ -1,0 +1,50 @@
+"""Bad inputs in a benchmark folder: each kind is loaded correctly or reported, skipped and counted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adir_exp.benchmark.dataset import DatasetError, list_images, load_all, shard
+
+
+@pytest.fixture
+def messy_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((70, 90)) * 255).astype(np.uint8)).save(tmp_path / "0801.png")  # grey
+    Image.fromarray((rng.random((70, 90, 4)) * 255).astype(np.uint8)).save(tmp_path / "0802.png")  # RGBA
+    Image.fromarray((rng.random((70, 90)) * 65535).astype(np.uint16)).save(tmp_path / "0803.png")  # 16-bit
+    Image.fromarray((rng.random((67, 93, 3)) * 255).astype(np.uint8)).save(tmp_path / "0804.png")  # odd size
+    (tmp_path / "0805.png").write_bytes(b"not an image")  # corrupt
+    (tmp_path / "notes.txt").write_text("ignored")
+    return tmp_path
+
+
+def test_every_kind_loads_or_is_reported(messy_folder) -> None:
+    images = list_images(messy_folder, first_n=50)
+    assert [i.image_id for i in images] == ["0801", "0802", "0803", "0804", "0805"]
+    loaded, skipped = load_all(images, size=64, mode="center_crop")
+    assert [i.image_id for i, _ in loaded] == ["0801", "0802", "0803", "0804"]
+    assert all(t.shape == (1, 3, 64, 64) for _, t in loaded)
+    assert [i.image_id for i, _ in skipped] == ["0805"]
+
+
+def test_small_images_are_resized_up_before_cropping(messy_folder) -> None:
+    loaded, _ = load_all(list_images(messy_folder, 1), size=128, mode="center_crop")
+    assert loaded[0][1].shape == (1, 3, 128, 128)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(DatasetError, match="DIV2K_valid_HR"):
+        list_images(tmp_path / "nope")
+    with pytest.raises(DatasetError, match="no image files"):
+        list_images(tmp_path)
+
+
+def test_shards_partition_the_list(messy_folder) -> None:
+    images = list_images(messy_folder)
+    parts = [shard(images, f"{i}/3") for i in range(3)]
+    assert sorted(i.image_id for p in parts for i in p) == [i.image_id for i in images]
+    with pytest.raises(ValueError):
+        shard(images, "3/3")
