@@ -1,6 +1,6 @@
 """Retrieval benchmark: search latency and recall at 1M × 512, and embedding throughput of the offline encoder.
 
-    python benchmarks/bench_retrieval.py                      # full run (~35 min on 2 busy cores, ~8 GB RAM)
+    python benchmarks/bench_retrieval.py                      # full run (~20 min on 2 busy cores, ~8 GB RAM)
     python benchmarks/bench_retrieval.py --n 100000 --images 64 --skip-isotropic   # quick smoke run
 
 What is measured, on what:

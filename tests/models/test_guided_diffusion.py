@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adir_exp.models import ADMFlags, MissingCheckpointError, load_guided_diffusion, unet_from_adm_state_dict
+from adir_exp.models import ADMFlags, load_guided_diffusion, unet_from_adm_state_dict
 from adir_exp.models.guided_diffusion import build_unet, convert_adm_state_dict
+from adir_exp.weights import MissingWeightsError
 
 
 def test_every_gd256_key_maps_with_its_shape(adm_fixtures) -> None:
@@ -56,7 +57,7 @@ def test_untrusted_pickle_is_refused(adm_fixtures, tmp_path) -> None:
 
 
 def test_missing_checkpoint_error_says_what_goes_where(tmp_path) -> None:
-    with pytest.raises(MissingCheckpointError) as error:
+    with pytest.raises(MissingWeightsError) as error:
         load_guided_diffusion(tmp_path / "256x256_diffusion_uncond.pt")
     message = str(error.value)
     assert str(tmp_path / "256x256_diffusion_uncond.pt") in message
@@ -65,7 +66,7 @@ def test_missing_checkpoint_error_says_what_goes_where(tmp_path) -> None:
 
 def test_default_location_is_the_weights_dir(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ADIR_WEIGHTS", str(tmp_path))
-    with pytest.raises(MissingCheckpointError, match=str(tmp_path / "256x256_diffusion_uncond.pt")):
+    with pytest.raises(MissingWeightsError, match=str(tmp_path / "256x256_diffusion_uncond.pt")):
         load_guided_diffusion()
 
 

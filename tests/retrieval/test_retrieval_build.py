@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from retrieval_helpers import write_collection
 
-from adir_exp.retrieval import embedding
+from adir_exp.retrieval import build, embedding
 from adir_exp.retrieval.build import ManifestMismatchError, build_index
 from adir_exp.retrieval.distance import spherical_distance
 from adir_exp.retrieval.encoders import OpenClipEncoder
@@ -81,7 +81,7 @@ def test_interrupted_build_resumes_to_the_same_index(tmp_path, tiny_clip, fast_e
 def test_rerun_of_a_finished_build_is_a_no_op(tmp_path, tiny_clip, fast_embed, monkeypatch):
     write_collection(tmp_path / "col", 4)
     first = build_index(tmp_path / "col", tmp_path / "idx", tiny_clip, shard_size=2, embed=fast_embed)
-    monkeypatch.setattr(embedding, "embed_units", lambda *a, **k: pytest.fail("re-embedded a finished build"))
+    monkeypatch.setattr(build, "embed_units", lambda *a, **k: pytest.fail("re-embedded a finished build"))
     assert build_index(tmp_path / "col", tmp_path / "idx", tiny_clip, shard_size=2, embed=fast_embed) == first
 
 

@@ -4,7 +4,6 @@ from adir_exp.models.analytic import GaussianPriorDenoiser
 from adir_exp.models.denoiser import Denoiser, DenoiserOutput, UNetDenoiser
 from adir_exp.models.guided_diffusion import (
     ADMFlags,
-    MissingCheckpointError,
     load_guided_diffusion,
     random_adm,
     unet_from_adm_state_dict,
@@ -15,7 +14,6 @@ __all__ = [
     "Denoiser",
     "DenoiserOutput",
     "GaussianPriorDenoiser",
-    "MissingCheckpointError",
     "UNetDenoiser",
     "load_guided_diffusion",
     "random_adm",

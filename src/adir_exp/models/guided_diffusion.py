@@ -8,20 +8,15 @@ key→shape table of the 256×256 checkpoint, and a tiny ADM whose converted out
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from diffusers import UNet2DModel
 
-from adir_exp.paths import weights_dir
-
-GD256_UNCOND_FILE = "256x256_diffusion_uncond.pt"
-GD256_UNCOND_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt"
-
-
-class MissingCheckpointError(FileNotFoundError):
-    """A weight file the user must supply is not where the framework looks for it."""
+from adir_exp.weights.registry import MissingWeightsError
+from adir_exp.weights.registry import entry as weight_entry
 
 
 @dataclass(frozen=True)
@@ -235,15 +230,14 @@ def load_guided_diffusion(checkpoint: str | Path | None = None, flags: dict | No
 
     The file is opened with ``weights_only=True``: an untrusted pickle cannot run code.
     """
-    path = Path(checkpoint).expanduser() if checkpoint else weights_dir() / GD256_UNCOND_FILE
-    if not path.is_file():
-        raise MissingCheckpointError(
-            f"Guided Diffusion checkpoint not found: {path}\n"
-            f"  Put OpenAI's {path.name} there (or pass model.denoiser.unet.checkpoint=/path/to/{path.name}).\n"
-            f"  It is published at {GD256_UNCOND_URL} (openai/guided-diffusion README); "
-            f"this framework never downloads it."
+    weight = weight_entry("gd-adm256-uncond")
+    if checkpoint:
+        weight = dataclasses.replace(weight, locate=lambda: Path(checkpoint).expanduser())
+    if not weight.present():
+        raise MissingWeightsError(
+            weight, "Or pass model.denoiser.unet.checkpoint=/path/to/the/file.pt; this framework never downloads it."
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(weight.path, map_location="cpu", weights_only=True)
     return unet_from_adm_state_dict(state, ADMFlags.from_guided_diffusion(flags or {}))
 
 

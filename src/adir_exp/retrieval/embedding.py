@@ -133,10 +133,9 @@ class _OpenShard:
 class ShardWriter(BasePredictionWriter):
     """Writes a unit's shard once its last batch is predicted; shows progress on rank 0."""
 
-    def __init__(self, directory: Path, embed_dim: int, units: list[Unit], progress: bool = True) -> None:
+    def __init__(self, directory: Path, units: list[Unit], progress: bool = True) -> None:
         super().__init__(write_interval="batch")
         self.directory = directory
-        self.embed_dim = embed_dim
         self.units = units
         self.progress = progress
         self.written: list[int] = []
@@ -159,14 +158,14 @@ class ShardWriter(BasePredictionWriter):
         for path, reason in prediction["skipped"]:
             log.warning("skipping unreadable image %s (%s)", path, reason)
         self._skipped += len(prediction["skipped"])
+        if prediction["last"]:
+            del self._open[prediction["unit"]]
+            embeddings = np.concatenate(shard.embeddings)  # every batch adds a block, (0, D) when all unreadable
+            write_shard(self.directory, prediction["unit"], Shard(shard.ids, shard.paths, embeddings, shard.skipped))
+            self.written.append(prediction["unit"])
         if self._bar is not None:
             self._bar.update(len(prediction["ids"]) + len(prediction["skipped"]))
             self._bar.set_postfix(shards=len(self.written), skipped=self._skipped, refresh=False)
-        if prediction["last"]:
-            del self._open[prediction["unit"]]
-            embeddings = np.concatenate(shard.embeddings) if shard.embeddings else np.empty((0, self.embed_dim))
-            write_shard(self.directory, prediction["unit"], Shard(shard.ids, shard.paths, embeddings, shard.skipped))
-            self.written.append(prediction["unit"])
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._bar is not None:
@@ -211,7 +210,7 @@ def embed_units(units: list[Unit], encoder: ImageEncoder, directory: Path, confi
         enable_progress_bar=False,
         use_distributed_sampler=False,  # units are dealt to ranks by UnitBatches
     )
-    trainer.callbacks.append(ShardWriter(directory, encoder.embed_dim, units, config.progress))
+    trainer.callbacks.append(ShardWriter(directory, units, config.progress))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*infer the batch indices.*")  # the writer does not use them

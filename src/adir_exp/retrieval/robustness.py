@@ -75,6 +75,7 @@ def write_csv(rows: Sequence[OverlapRow], path: Path) -> Path:
 def plot(rows: Sequence[OverlapRow], path: Path, title: str = "Neighbours of A(x) vs neighbours of x") -> Path:
     """Recall@K against K, one line per degradation (shaded: ± one standard deviation over images)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -88,6 +89,9 @@ def plot(rows: Sequence[OverlapRow], path: Path, title: str = "Neighbours of A(x
         axes.plot(ks, mean, marker="o", label=name)
         axes.fill_between(ks, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), alpha=0.15)
     axes.set_xscale("log")
+    all_ks = sorted({row.k for row in rows})
+    axes.set_xticks(all_ks, [str(k) for k in all_ks])
+    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     axes.set_xlabel("K")
     axes.set_ylabel("recall@K (overlap with clean neighbours)")
     axes.set_ylim(0, 1.02)
