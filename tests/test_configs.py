@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from adir_exp.paths import CONF_DIR
 
-GROUP_FILES = sorted(CONF_DIR.glob("*/**/*.yaml"))
+GROUP_FILES = sorted(p for p in CONF_DIR.glob("*/**/*.yaml") if p.relative_to(CONF_DIR).parts[0] != "hydra")
 
 
 def compose_option(path: Path, output_dir: Path) -> tuple[DictConfig, DictConfig]:
@@ -53,6 +53,14 @@ def is_missing_user_file(error: BaseException | None) -> bool:
             return True
         error = error.__cause__
     return False
+
+
+@pytest.mark.parametrize("launcher", sorted((CONF_DIR / "hydra" / "launcher").glob("*.yaml")), ids=lambda p: p.stem)
+def test_launcher_configs_compose(launcher: Path) -> None:
+    """The submitit launcher presets compose onto the benchmark app (they run only under -m)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="bench", overrides=[f"hydra/launcher={launcher.stem}"], return_hydra_config=True)
+    assert "submitit" in cfg.hydra.launcher._target_
 
 
 def test_groups_exist() -> None:

@@ -40,7 +40,7 @@ def test_model_config_builds_a_fixed_variance_denoiser():
     assert cfg.name == "adir_prior"
     denoiser = instantiate(cfg.denoiser)
     assert isinstance(denoiser, UNetDenoiser)
-    assert denoiser.variance_type == cfg.denoiser.fixed_variance == "fixed_large"
+    assert denoiser.variance_type == cfg.denoiser.fixed_variance == "fixed_small"
     assert denoiser.sample_size == cfg.image_size
     schedule = instantiate(cfg.schedule)
     assert schedule.num_train_timesteps == 1000 and abs(float(schedule.betas[-1]) - 0.02) < 1e-9

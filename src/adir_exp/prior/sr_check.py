@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="ground-truth side (short side resized, centre crop)")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--scales", type=float, nargs="+", default=[10.0, 30.0, 100.0])
-    parser.add_argument("--variance", choices=["fixed_large", "fixed_small"], default="fixed_large")
+    parser.add_argument("--variance", choices=["fixed_large", "fixed_small"], default="fixed_small",
+                        help="Σ of the learned prior (the white-Gaussian control always uses fixed_small)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write sr_check.json and an image grid here")
     args = parser.parse_args(argv)
