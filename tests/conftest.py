@@ -26,3 +26,32 @@ def _seed() -> None:
 @pytest.fixture(scope="session")
 def adm_fixtures() -> Path:
     return FIXTURES / "adm"
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Empty ADIR_HOME / TORCH_HOME / ADIR_WEIGHTS, so a test never sees (or fills) the user's caches."""
+    home = tmp_path / "adir_home"
+    monkeypatch.setenv("ADIR_HOME", str(home))
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setenv("ADIR_WEIGHTS", str(home / "weights"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def sdist_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Downloaded sdists survive between runs in pytest's cache (a fresh checkout downloads them once)."""
+    cache = getattr(request.config, "cache", None)
+    return Path(cache.mkdir("adir-sdists")) if cache is not None else tmp_path_factory.mktemp("sdists")
+
+
+@pytest.fixture(scope="session")
+def provisioned_torch_home(sdist_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TORCH_HOME filled by ``adir-weights provision`` once per session (LPIPS backbones, NIQE prior)."""
+    from adir_exp.weights.provision import provision
+
+    torch_home = tmp_path_factory.mktemp("torch_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(torch_home))
+        provision(sdist_cache, log=lambda _: None)
+    return torch_home

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import lpips
 import pytest
@@ -18,7 +17,6 @@ from torch import nn
 from adir_exp.data.images import ASSET_IMAGE, load_image, resize_short_side
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models import UNetDenoiser, random_adm
-from adir_exp.weights.provision import provision
 
 # ADM structure (resblock up/down, scale-shift norm, learned variance, one attention level) at 32 px.
 TINY_ADM = {
@@ -67,13 +65,3 @@ def photo() -> torch.Tensor:
     return resize_short_side(load_image(ASSET_IMAGE), 48)
 
 
-@pytest.fixture(scope="session")
-def provisioned_torch_home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A TORCH_HOME with the LPIPS backbone, provisioned once per session (sdists cached by pytest)."""
-    cache = getattr(request.config, "cache", None)
-    sdists = Path(cache.mkdir("adir-sdists")) if cache is not None else tmp_path_factory.mktemp("sdists")
-    torch_home = tmp_path_factory.mktemp("torch_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TORCH_HOME", str(torch_home))
-        provision(sdists, log=lambda _: None)
-    return torch_home

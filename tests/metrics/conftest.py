@@ -10,30 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from adir_exp.weights.provision import provision
 
 CALIBRATION_NAMES = ("I03", "I04", "I06", "I08", "I19")
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "adir_home"
-    monkeypatch.setenv("ADIR_HOME", str(home))
-    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
-    monkeypatch.setenv("ADIR_WEIGHTS", str(home / "weights"))
-    return home
-
-
-@pytest.fixture(scope="session")
-def provisioned_torch_home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A TORCH_HOME filled by ``provision`` once per session; sdists are kept in pytest's cache across runs."""
-    cache = getattr(request.config, "cache", None)
-    sdists = Path(cache.mkdir("adir-sdists")) if cache is not None else tmp_path_factory.mktemp("sdists")
-    torch_home = tmp_path_factory.mktemp("torch_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TORCH_HOME", str(torch_home))
-        provision(sdists, log=lambda _: None)
-    return torch_home
+def _isolate(isolated_home: Path) -> Path:
+    return isolated_home
 
 
 @pytest.fixture

@@ -10,19 +10,8 @@ from adir_exp.weights.provision import SDISTS, SdistSource
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "adir_home"
-    monkeypatch.setenv("ADIR_HOME", str(home))
-    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
-    monkeypatch.setenv("ADIR_WEIGHTS", str(home / "weights"))
-    return home
-
-
-@pytest.fixture(scope="session")
-def sdist_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Downloaded sdists survive between runs in pytest's cache (a fresh checkout downloads them once)."""
-    cache = getattr(request.config, "cache", None)
-    return Path(cache.mkdir("adir-sdists")) if cache is not None else tmp_path_factory.mktemp("sdists")
+def _isolate(isolated_home: Path) -> Path:
+    return isolated_home
 
 
 @pytest.fixture(scope="session")
