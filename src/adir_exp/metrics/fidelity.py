@@ -33,12 +33,9 @@ def prepare(image: torch.Tensor, crop_border: int, y_channel: bool) -> torch.Ten
     return rgb_to_y(image) if y_channel else image
 
 
-class PSNR(Metric):
-    """Peak signal-to-noise ratio in dB, ``10 log10(1 / MSE)`` with the MSE over all channels and pixels of an
-    image; identical images score ``inf``."""
+class FidelityMetric(Metric):
+    """Full-reference metric under the module's convention: border crop, optional Y channel, float64."""
 
-    name = "psnr"
-    higher_is_better = True
     requires_reference = True
 
     def __init__(self, crop_border: int = 0, y_channel: bool = False, device: str | torch.device = "cpu") -> None:
@@ -46,10 +43,20 @@ class PSNR(Metric):
         self.crop_border = crop_border
         self.y_channel = y_channel
 
-    def compute(self, pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    def prepared(self, pred: torch.Tensor, target: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         assert target is not None
-        x = prepare(pred, self.crop_border, self.y_channel)
-        y = prepare(target, self.crop_border, self.y_channel)
+        return prepare(pred, self.crop_border, self.y_channel), prepare(target, self.crop_border, self.y_channel)
+
+
+class PSNR(FidelityMetric):
+    """Peak signal-to-noise ratio in dB, ``10 log10(1 / MSE)`` with the MSE over all channels and pixels of an
+    image; identical images score ``inf``."""
+
+    name = "psnr"
+    higher_is_better = True
+
+    def compute(self, pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        x, y = self.prepared(pred, target)
         mse = (x - y).pow(2).mean(dim=(1, 2, 3))
         return 10.0 * torch.log10(1.0 / mse)
 
@@ -71,7 +78,7 @@ def valid_filter_matrix(length: int, taps: torch.Tensor) -> torch.Tensor:
     return matrix
 
 
-class SSIM(Metric):
+class SSIM(FidelityMetric):
     """Structural similarity (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03.
 
     The (separable) window is applied only where it fits inside the image, each channel is scored separately and
@@ -81,21 +88,13 @@ class SSIM(Metric):
 
     name = "ssim"
     higher_is_better = True
-    requires_reference = True
     window_size = 11
     sigma = 1.5
     k1 = 0.01
     k2 = 0.03
 
-    def __init__(self, crop_border: int = 0, y_channel: bool = False, device: str | torch.device = "cpu") -> None:
-        super().__init__(device)
-        self.crop_border = crop_border
-        self.y_channel = y_channel
-
     def compute(self, pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        assert target is not None
-        x = prepare(pred, self.crop_border, self.y_channel)
-        y = prepare(target, self.crop_border, self.y_channel)
+        x, y = self.prepared(pred, target)
         if min(x.shape[-2:]) < self.window_size:
             raise ValueError(f"SSIM needs images of at least {self.window_size}x{self.window_size}")
         taps = gaussian_taps(self.window_size, self.sigma, x)
