@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run data test test-fast bench clean
+.PHONY: install run data test test-fast bench clean mini-repro
 
 install: $(STAMP)
 
@@ -22,7 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 # and steps differ from GD's paper values (s = 10, 250 steps) because this small prior needs stronger guidance.
 run: install
 	$(BIN)/adir-weights provision || echo "adir-weights provision failed: metrics that need those weights are skipped"
-	$(BIN)/adir-run model=adir_prior task=sr4 image_size=128 sampler.guidance_scale=100 sampler.num_steps=100
+	$(BIN)/adir-bench experiment=demo
+
+# The mini-reproduction (docs/mini_repro.md): SR ×4 and box deblurring side by side (one thread each), then the
+# paired-bootstrap report. About 80 min on 2 cores; restarting resumes from the finished rows.
+mini-repro: install
+	$(BIN)/adir-weights provision
+	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=mini_repro & pid=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=mini_repro_deblur; status=$$?; wait $$pid && exit $$status
+	$(BIN)/adir-bench-report outputs/bench/mini_repro_sr4 outputs/bench/mini_repro_deblur --out docs/mini_repro
 
 # Natural-photo corpus from Debian packages and wheel sample photos (training split into $$ADIR_HOME/corpus).
 data: install

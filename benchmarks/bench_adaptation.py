@@ -23,6 +23,7 @@ tensors. On CUDA it is ``torch.cuda.max_memory_allocated`` over the allocation a
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -148,7 +149,9 @@ def peak_memory(args, mode: str) -> int:
     unmaps it when freed, so peak RSS follows peak live memory rather than the heap's high-water mark."""
     command = [sys.executable, __file__, "--probe", mode, *sys.argv[1:]]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode:
+        raise RuntimeError(f"memory probe of {mode} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_bytes"]
 
 
@@ -171,6 +174,9 @@ def main() -> None:
         return
 
     seconds = seconds_per_iteration(args, device)
+    if device.type == "cuda":
+        gc.collect()
+        torch.cuda.empty_cache()  # the probes run in child processes that need the memory this one cached
     memory = {mode: peak_memory(args, mode) for mode in MODES}
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'CPU'}"
     size = ARCHITECTURES[args.arch]["image_size"]

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the ADM fixtures and a small, fast thread setting for CPU runs."""
+"""Shared fixtures: paths to the ADM fixtures, tiny SD pipelines on disk, and a fast thread setting for CPU runs."""
 
 from __future__ import annotations
 
@@ -55,3 +55,29 @@ def provisioned_torch_home(sdist_cache: Path, tmp_path_factory: pytest.TempPathF
         patch.setenv("TORCH_HOME", str(torch_home))
         provision(sdist_cache, log=lambda _: None)
     return torch_home
+
+
+@pytest.fixture(scope="session")
+def tiny_upscaler_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SD x4 upscaler (tests/models/sd_tiny.py) in the diffusers layout, for ``model.pipeline.path``."""
+    from tests.models.sd_tiny import saved, tiny_upscaler
+
+    return saved(tiny_upscaler(), tmp_path_factory.mktemp("sd") / "x4")
+
+
+@pytest.fixture(scope="session")
+def tiny_inpainter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SD inpainting pipeline in the diffusers layout."""
+    from tests.models.sd_tiny import saved, tiny_inpainter
+
+    return saved(tiny_inpainter(), tmp_path_factory.mktemp("sd") / "inpaint")
+
+
+@pytest.fixture(scope="session")
+def adaptation_image_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two small random RGB images (40×48), given as ``adaptation.images`` instead of retrieval."""
+    from adir_exp.data.images import save_image
+
+    root = tmp_path_factory.mktemp("adaptation_images")
+    generator = torch.Generator().manual_seed(0)
+    return [save_image(torch.rand(1, 3, 40, 48, generator=generator), root / f"neighbour{i}.png") for i in range(2)]

@@ -52,6 +52,15 @@ def test_crops_are_windows_of_the_image_at_its_own_scale() -> None:
     assert all(0 <= top <= 8 and 0 <= left <= 16 for top, left in corners)
 
 
+def test_short_side_brings_every_image_to_the_test_scale_first() -> None:
+    from adir_exp.data.images import resize_short_side
+
+    large, small = torch.rand(1, 3, 160, 240), torch.rand(1, 3, 40, 50)
+    module = quiet(images=[large, small] * 3, crop_size=16, batch_size=6, iterations=2, seed=0, short_side=32)
+    assert [tuple(i.shape[-2:]) for i in module.images[:2]] == [(32, 48), (32, 40)]
+    torch.testing.assert_close(module.images[0], resize_short_side(large, 32)[0] * 2 - 1)
+
+
 def test_every_image_is_used_once_before_any_repeats() -> None:
     images = [coloured(v) for v in (0.1, 0.3, 0.5, 0.7, 0.9)]
     module = quiet(images=images, crop_size=32, batch_size=5, iterations=3, seed=0)

@@ -107,3 +107,27 @@ def test_wandb_offline_run_files_are_written(dataset, tmp_path) -> None:
     runs = list((tmp_path / "h" / "wandb").glob("offline-run-*"))
     assert runs and any(runs[0].glob("*.wandb"))
     assert (tmp_path / "r" / "summary.md").is_file()
+
+
+@pytest.mark.integration
+def test_mini_repro_runs_every_method_on_tiles_and_reports_paired_differences(
+    isolated_home, provisioned_torch_home, monkeypatch, tmp_path
+) -> None:
+    """The mini-reproduction's path on the shipped prior and the bundled collection (index built on first use),
+    cut to 2 tiles, 3 sampling steps and 2 LoRA iterations (the adaptation loss's LPIPS needs AlexNet)."""
+    monkeypatch.setenv("TORCH_HOME", str(provisioned_torch_home))
+    result = bench(["experiment=mini_repro_deblur", *FAST[3:], "sampler.num_steps=3", "adir.iterations=2",
+                    "benchmark.first_n=1", "benchmark.tiles.per_image=2", f"benchmark.results_dir={tmp_path}",
+                    f"hydra.run.dir={tmp_path / 'hydra'}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = rows(tmp_path)
+    methods = {"measurement", "gd", "adir_self", "adir_knn", "adir_random", "dps"}
+    assert {r["method"] for r in found} == methods and {r["image"] for r in found} == {"Blinds-f7aac0dc_t0", "Blinds-f7aac0dc_t1"}
+    assert (isolated_home / "indexes" / "bundled-efficientnet_lite0" / "meta.json").is_file()
+    report = subprocess.run([sys.executable, "-c", "from adir_exp.cli.bench import report; report()", str(tmp_path),
+                             "--out", str(tmp_path / "report"), "--metrics", "psnr", "--resamples", "100"],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "adir_knn − adir_random" in text and "gd − measurement" in text
+    assert (tmp_path / "report" / "differences.png").stat().st_size > 1000

@@ -6,7 +6,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adir_exp.benchmark.dataset import DatasetError, list_images, load_all, shard
+import torch
+
+from adir_exp.benchmark.dataset import (
+    DatasetError,
+    Tiles,
+    expand_tiles,
+    image_seed,
+    list_images,
+    load_all,
+    prepare,
+    shard,
+    tile_boxes,
+)
+from adir_exp.data.images import load_image, resize_short_side
 
 
 @pytest.fixture
@@ -48,3 +61,30 @@ def test_shards_partition_the_list(messy_folder) -> None:
     assert sorted(i.image_id for p in parts for i in p) == [i.image_id for i in images]
     with pytest.raises(ValueError):
         shard(images, "3/3")
+
+
+def test_tiles_split_each_photo_into_distinct_tiles_of_the_rescaled_photo(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((120, 200, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray((rng.random((90, 90, 3)) * 255).astype(np.uint8)).save(tmp_path / "b.png")
+    tiles = Tiles(scale=60, per_image=3)
+    images = expand_tiles(list_images(tmp_path, None), tiles.per_image)
+    assert [i.image_id for i in images] == ["a_t0", "a_t1", "a_t2", "b_t0", "b_t1", "b_t2"]
+    loaded, skipped = load_all(images, size=20, mode="tiles", tiles=tiles)
+    assert not skipped and all(t.shape == (1, 3, 20, 20) for _, t in loaded)
+    whole = resize_short_side(load_image(tmp_path / "a.png"), 60)  # 60 × 100: a 3 × 5 grid of 20-px tiles
+    for (item, tile), (top, left) in zip(loaded[:3], tile_boxes(60, 100, 20, 3)):
+        assert torch.equal(tile, whole[..., top : top + 20, left : left + 20])
+    assert tile_boxes(60, 100, 20, 3) == [(0, 0), (20, 40), (40, 80)]  # first, middle, last of the grid
+    assert not torch.equal(loaded[0][1], loaded[1][1])
+
+
+def test_too_many_tiles_for_a_photo_is_a_clear_error(tmp_path) -> None:
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="holds 4 tiles"):
+        prepare(tmp_path / "a.png", 20, "tiles", tile=0, tiles=Tiles(scale=40, per_image=5))
+
+
+def test_image_seed_depends_on_the_image_not_on_the_order() -> None:
+    assert image_seed(0, "a_t0") == image_seed(0, "a_t0") != image_seed(0, "a_t1")
+    assert image_seed(1, "a_t0") != image_seed(0, "a_t0")

@@ -98,3 +98,26 @@ def test_no_retrieval_returns_nothing():
     none = NoRetrieval()
     assert none.query_image(torch.rand(1, 3, 8, 8)) == [] and none.load_images([]) == []
     assert none.query_text("x").excluded == []
+
+
+def test_random_query_is_seeded_guarded_and_reports_distances(photo_index, effnet_128):
+    retriever = Retriever(photo_index / "index", effnet_128, k=4)
+    x = to_tensor(Image.open(photo_index / "collection" / "chelsea.png"))
+    y = F.avg_pool2d(x, 4)
+    first, again = retriever.query_random(y, seed=3), retriever.query_random(y, seed=3)
+    assert [n.id for n in first] == [n.id for n in again] and len({n.id for n in first}) == 4
+    draws = {tuple(n.id for n in retriever.query_random(y, seed=s)) for s in range(8)}
+    assert len(draws) > 1  # the seed matters
+    nearest = {n.id: n.distance for n in retriever.query_image(y, k=len(retriever.index))}
+    assert all(n.distance == pytest.approx(nearest[n.id], abs=1e-5) for n in first)
+    for seed in range(8):  # the guard removes the ground truth's copy from random draws too
+        assert "chelsea.png" not in [n.id for n in retriever.query_random(y, seed=seed, ground_truth=x)]
+    with pytest.raises(ValueError, match="holds"):
+        retriever.query_random(y, k=len(retriever.index) + 1)
+
+
+def test_retriever_builds_a_missing_index_from_a_collection(tmp_path, tiny_clip):
+    write_collection(tmp_path / "col", 3, seed=4)
+    retriever = Retriever(tmp_path / "idx", tiny_clip, k=2, build_from=tmp_path / "col")
+    assert len(retriever.index) == 3 and (tmp_path / "idx" / "meta.json").is_file()
+    assert len(Retriever(tmp_path / "idx", tiny_clip, k=2, build_from=tmp_path / "col").index) == 3  # reused

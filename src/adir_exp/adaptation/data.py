@@ -6,7 +6,9 @@ Policies (docs/adaptation.md):
   (bicubic) so that its short side equals the crop size; retrieved collection images of any size then still
   count. ``small_images="error"`` raises :class:`AdaptationImageError` instead, for runs that must not train on
   interpolated pixels.
-* Larger images are cropped at their own resolution, not resized: crops keep the collection's pixel scale.
+* Larger images are cropped at their own resolution, not resized: crops keep the collection's pixel scale,
+  unless ``short_side`` is set: then every image is first resized to that short side, so that crops see the
+  scale of the image being reconstructed (a 2K collection photo and a 128-px test image differ 16× in scale).
 * Each batch takes ``batch_size`` images from a running sequence of random permutations of the set (every
   image is used once before any is used again), each with its own uniformly random crop window. With fewer
   images than the batch, images repeat within a batch with different crops. An :class:`AdaptationDataWarning`
@@ -38,13 +40,17 @@ class AdaptationDataWarning(UserWarning):
     """The adaptation set is smaller than the batch or than requested; images are repeated."""
 
 
-def fit_to_crop(image: torch.Tensor, crop_size: int, small_images: SmallImages, name: str) -> torch.Tensor:
+def fit_to_crop(
+    image: torch.Tensor, crop_size: int, small_images: SmallImages, name: str, short_side: int | None = None
+) -> torch.Tensor:
     """A (1, 3, H, W) or (3, H, W) image in [0, 1] → (3, H', W') in [−1, 1] with min(H', W') ≥ ``crop_size``."""
     if image.dim() == 3:
         image = image[None]
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
         shape = tuple(image.shape)
         raise AdaptationImageError(f"adaptation image {name} must be (1, 3, H, W) or (3, H, W), got {shape}")
+    if short_side is not None:
+        image = resize_short_side(image, short_side)
     height, width = image.shape[-2:]
     if min(height, width) < crop_size:
         if small_images == "error":
@@ -97,6 +103,7 @@ class AdaptationDataModule(LightningDataModule):
         expected: int | None = None,
         small_images: SmallImages = "upscale",
         names: Sequence[str] | None = None,
+        short_side: int | None = None,
     ) -> None:
         super().__init__()
         if small_images not in ("upscale", "error"):
@@ -113,7 +120,9 @@ class AdaptationDataModule(LightningDataModule):
                 AdaptationDataWarning,
                 stacklevel=2,
             )
-        self.images = [fit_to_crop(image, crop_size, small_images, name) for image, name in zip(images, names)]
+        self.images = [
+            fit_to_crop(image, crop_size, small_images, name, short_side) for image, name in zip(images, names)
+        ]
         self.dataset = RandomCrops(self.images, crop_size, batch_size, iterations, seed)
 
     def train_dataloader(self) -> DataLoader:

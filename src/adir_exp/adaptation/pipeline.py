@@ -38,21 +38,27 @@ class AdaptationSet:
     expected: int | None = None
 
 
-def collect_images(mode: str, degradation: Degradation, retriever: Any, paths: Sequence[str] | None) -> AdaptationSet:
+def collect_images(
+    mode: str, degradation: Degradation, retriever: Any, paths: Sequence[str] | None, seed: int = 0
+) -> AdaptationSet:
     """Given ``paths`` win; otherwise ``knn`` asks ``retriever`` for the K neighbours of y (with the leakage guard
-    against the ground truth) and ``self`` uses A⁺y, the measurement brought to the image's size."""
+    against the ground truth), ``random`` for K collection images drawn with ``seed`` (the control: same cost,
+    unrelated images), and ``self`` uses y itself in image space (A⁺y; blur: y)."""
     if paths:
         return AdaptationSet([load_image(p) for p in paths], [str(p) for p in paths])
     if mode == "self":
-        pinv = to_image_range(degradation.operator.A_pinv(degradation.y)).cpu()
-        return AdaptationSet([pinv], [SELF_IMAGE_ID], expected=1)
-    if mode != "knn":
-        raise ValueError(f"unknown adaptation mode {mode!r}; use none, knn or self")
+        view = to_image_range(degradation.operator.y_as_image(degradation.y)).clamp(0, 1).cpu()
+        return AdaptationSet([view], [SELF_IMAGE_ID], expected=1)
+    if mode not in ("knn", "random"):
+        raise ValueError(f"unknown adaptation mode {mode!r}; use none, knn, random or self")
     y = to_image_range(degradation.y).cpu()
-    neighbours = retriever.query_image(y, ground_truth=degradation.ground_truth)
+    if mode == "random":
+        neighbours = retriever.query_random(y, seed=seed, ground_truth=degradation.ground_truth)
+    else:
+        neighbours = retriever.query_image(y, ground_truth=degradation.ground_truth)
     if not neighbours:
         raise AdaptationImageError(
-            "adaptation=knn found no images: select retrieval=knn (with a built index) or give adaptation.images=[...]"
+            f"adaptation={mode} found no images: select retrieval=knn (with a built index) or give adaptation.images=[...]"
         )
     images = [pil_to_tensor(image) for image in retriever.load_images(neighbours)]
     return AdaptationSet(images, [n.id for n in neighbours], expected=retriever.k)
@@ -97,6 +103,7 @@ def adapt(
         expected=adaptation_set.expected,
         small_images=settings.small_images,
         names=adaptation_set.ids,
+        short_side=settings.get("short_side"),
     )
     callbacks = []
     if settings.save:

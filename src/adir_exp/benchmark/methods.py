@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from adir_exp.benchmark.dataset import image_seed
 from adir_exp.data.images import to_model_range
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.metrics import MetricSuite
@@ -50,6 +51,13 @@ class PseudoInverse(Method):
 
     def __call__(self, y, operator, context, generator):
         return operator.A_pinv(y).clamp(-1, 1)
+
+
+class MeasurementAsImage(Method):
+    """The no-prior baseline of tasks without a bicubic one: y in image space (deblurring: the blurred input)."""
+
+    def __call__(self, y, operator, context, generator):
+        return operator.y_as_image(y).clamp(-1, 1)
 
 
 class BicubicUpsampling(Method):
@@ -90,9 +98,9 @@ class ADIRReconstruction(Method):
         self._retriever = None
 
     def retriever(self):
-        if self.mode == "knn" and self._retriever is None:
+        if self.mode in ("knn", "random") and self._retriever is None:
             if self.retrieval is None or "_target_" not in self.retrieval:
-                raise ValueError("the adir_knn method needs retrieval=knn with a built index")
+                raise ValueError(f"the adir_{self.mode} method needs retrieval=knn with a built index")
             self._retriever = instantiate(self.retrieval)
         return self._retriever
 
@@ -103,7 +111,8 @@ class ADIRReconstruction(Method):
         denoiser = copy.deepcopy(context.denoiser)
         sampler = instantiate(self.sampler)(denoiser=denoiser, schedule=context.schedule)
         degradation = Degradation(context.ground_truth, operator, y, generator.get_state(), context.device)
-        images = collect_images(self.mode, degradation, self.retriever(), self.settings.images)
+        seed = image_seed(self.settings.seed, context.image_id)  # random mode: its own draw per image
+        images = collect_images(self.mode, degradation, self.retriever(), self.settings.images, seed)
         objective = instantiate(self.settings.objective)(denoiser=denoiser, schedule=context.schedule)
         settings = OmegaConf.merge(self.settings, {"save": None, "progress": False})
         work_dir = context.work_dir / f"adir_{self.mode}"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from adir_exp.benchmark.dataset import BenchmarkImage
+from adir_exp.benchmark.dataset import BenchmarkImage, image_seed
 from adir_exp.benchmark.methods import Method, MethodContext
 from adir_exp.benchmark.results import ResultStore
 from adir_exp.data.images import image_grid, save_image, to_image_range, to_model_range
@@ -20,11 +19,6 @@ from adir_exp.models.denoiser import Denoiser
 from adir_exp.operators import GaussianNoise, LinearOperator
 
 log = logging.getLogger(__name__)
-
-
-def image_seed(seed: int, image_id: str) -> int:
-    """A per-image seed that does not depend on shard layout or run order."""
-    return (seed * 1_000_003 + zlib.crc32(image_id.encode())) % 2**31
 
 
 @dataclass

@@ -35,6 +35,8 @@ def train(cfg: DictConfig) -> Path:
 
     if cfg.trainer.threads:
         torch.set_num_threads(int(cfg.trainer.threads))
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")  # TF32 on tensor cores; convolutions already use it
     L.seed_everything(cfg.seed, workers=True)
     export_dir = Path(cfg.export_dir)
     unet = build_unet(sample_size=cfg.data.crop, **cfg.unet)
@@ -46,6 +48,7 @@ def train(cfg: DictConfig) -> Path:
         max_steps=cfg.trainer.max_steps,
         max_time={"minutes": cfg.trainer.max_minutes},
         gradient_clip_val=cfg.trainer.gradient_clip_val,
+        precision=cfg.trainer.precision,
         logger=False,
         enable_checkpointing=False,
         callbacks=[LossCSV(export_dir / "loss.csv"), ExportEMA(export_dir, cfg.export_every)],
@@ -55,8 +58,10 @@ def train(cfg: DictConfig) -> Path:
     trainer.fit(module, datamodule=data)
     wall = time.monotonic() - start
     command = " ".join(["adir-train-prior", *sys.argv[1:]])
-    write_model_card(export_dir, cfg, command=command, steps=trainer.global_step, wall_seconds=wall,
-                     device=str(module.device))
+    root = trainer.strategy.root_device
+    device = f"{root.type}: {torch.cuda.get_device_name(root)}" if root.type == "cuda" else (
+        f"cpu, {torch.get_num_threads()} threads")
+    write_model_card(export_dir, cfg, command=command, steps=trainer.global_step, wall_seconds=wall, device=device)
     return export_dir
 
 

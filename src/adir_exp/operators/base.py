@@ -77,6 +77,11 @@ class LinearOperator(nn.Module, ABC):
             rs = rs_new
         return self.A_adjoint(z)
 
+    def y_as_image(self, y: torch.Tensor) -> torch.Tensor:
+        """y in image space, what adaptation on y (``adaptation=self``) trains on: A⁺y, unless an operator's
+        y already is an image of the image's size (blur), where the exact inverse would only amplify noise."""
+        return self.A_pinv(y)
+
     def check_measurement(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> None:
         """Raise a clear error when ``y`` is not what this operator makes from images of ``image_shape``."""
         expected = self.measurement_shape(image_shape)

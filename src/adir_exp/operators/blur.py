@@ -10,7 +10,14 @@ from adir_exp.operators.convolution import StridedCorrelation
 from adir_exp.operators.padding import BoundaryMode
 
 
-class BoxBlur(StridedCorrelation):
+class Blur(StridedCorrelation):
+    """Same-size blur: y is itself a (blurred) image, so it is its own image-space view."""
+
+    def y_as_image(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+
+class BoxBlur(Blur):
     """Uniform ``size``×``size`` blur (the paper's 5×5 box); the border is extended by ``boundary``."""
 
     def __init__(self, size: int = 5, boundary: BoundaryMode = "reflect", channels: int = 3):
@@ -32,7 +39,7 @@ def gaussian_kernel(sigma: float, size: int | None = None) -> torch.Tensor:
     return (kernel / kernel.sum()).float()
 
 
-class GaussianBlur(StridedCorrelation):
+class GaussianBlur(Blur):
     """Gaussian blur with standard deviation ``sigma`` pixels (the paper uses σ_blur = 2)."""
 
     def __init__(self, sigma: float = 2.0, size: int | None = None, boundary: BoundaryMode = "reflect", channels: int = 3):

@@ -92,7 +92,7 @@ then a random {cfg.data.crop}×{cfg.data.crop} window and a random horizontal fl
 
 - Intended: the default prior of `adir-run` / tests / demos on CPU, for small images (64–128 px), as a stand-in
   for the paper's ImageNet-scale priors when those weights are unavailable.
-- It was trained for minutes on a shared CPU on a few dozen photos: expect a weak prior. Unconditional samples
+- It was trained for {seconds_to_text(wall_seconds)} ({device}) on a few dozen photos: expect a weak prior. Unconditional samples
   are not photorealistic; in guided reconstruction most of the detail comes from the measurement. Numbers
   obtained with it are **not** comparable to the paper's GD/SD results.
 - Its training data are wallpapers and sample photos (nature close-ups, landscapes, a few objects and

@@ -30,7 +30,7 @@ from PIL import Image
 
 from adir_exp.retrieval.distance import spherical_from_cosine
 from adir_exp.retrieval.encoders import ImageEncoder
-from adir_exp.retrieval.index import EmbeddingIndex, RetrievalIndexError
+from adir_exp.retrieval.index import META_FILE, EmbeddingIndex, RetrievalIndexError
 from adir_exp.retrieval.sources import read_item
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,15 @@ class Retriever:
         device: str = "cpu",
         nprobe: int | None = None,
         refine: int | None = None,
+        build_from: str | Path | None = None,
     ) -> None:
+        """``build_from``: a collection folder to index into ``index_dir`` when no index is there yet (small
+        bundled collections; large ones are built with ``adir-index build``)."""
+        if build_from is not None and not (Path(index_dir) / META_FILE).is_file():
+            from adir_exp.retrieval.build import build_index
+
+            log.info("no index at %s: building it from %s", index_dir, build_from)
+            build_index(build_from, index_dir, encoder)
         self.index = EmbeddingIndex(index_dir, nprobe=nprobe, refine=refine)
         if encoder.name != self.index.encoder_name:
             raise EncoderMismatchError(
@@ -110,6 +118,28 @@ class Retriever:
     def query_text(self, text: str, k: int | None = None) -> Neighbours:
         """Neighbours of a text prompt (needs an encoder with a text tower, e.g. open_clip)."""
         return self.query_embedding(self.encoder.encode_text([text])[0].numpy(), k)
+
+    def query_random(
+        self, y: torch.Tensor, k: int | None = None, seed: int = 0, ground_truth: torch.Tensor | None = None
+    ) -> Neighbours:
+        """K collection images drawn uniformly at random (seeded), the control for K-NN retrieval: adapting on
+        them costs the same, so any gain of ADIR over this is due to *which* images were retrieved. Distances
+        are still y's, for the log; the leakage guard applies as in :meth:`query_image`."""
+        k = self.k if k is None else k
+        if not 1 <= k <= len(self.index):
+            raise ValueError(f"k={k} but the collection at {self.index.directory} holds {len(self.index)} images")
+        rows = np.random.default_rng(seed).permutation(len(self.index))
+        vectors = self.index.vectors(rows)
+        if ground_truth is not None and self.leakage_guard.enabled:
+            keep = vectors @ self.embed_image(ground_truth) < self.leakage_guard.threshold
+            rows, vectors = rows[keep], vectors[keep]
+        if len(rows) < k:
+            raise ValueError(f"k={k} but only {len(rows)} images remain after the leakage guard")
+        distances = spherical_from_cosine(vectors[:k] @ self.embed_image(y))
+        return Neighbours(
+            Neighbour(self.index.ids[row], self.index.paths[row], float(d), int(row))
+            for row, d in zip(rows[:k], distances, strict=True)
+        )
 
     def query_embedding(
         self, embedding: np.ndarray, k: int | None = None, ground_truth: np.ndarray | None = None
