@@ -96,6 +96,8 @@ def run(cfg: DictConfig) -> Path:
     experiment = OmegaConf.select(cfg, "experiment_name")
     csv_path, md_path, table = summarise_directory(results_dir, experiment)
     log.info("summary: %s\n%s", csv_path, md_path.read_text())
+    if grids:
+        log.info("grids (GT | y | %s): %s", " | ".join(bench.run), ", ".join(str(g) for g in grids))
     log_to_logger(instantiate(cfg.logger), results_dir, table, grids, OmegaConf.to_container(cfg, resolve=True))
     return results_dir
 
