@@ -25,7 +25,7 @@ run: install
 	$(BIN)/adir-bench experiment=demo
 
 # The mini-reproduction (docs/mini_repro.md): SR ×4 and box deblurring side by side (one thread each), then the
-# paired-bootstrap report. About 80 min on 2 cores; restarting resumes from the finished rows.
+# paired-bootstrap report. 104 min on the 2-core CPU (measured); restarting resumes from the finished rows.
 mini-repro: install
 	$(BIN)/adir-weights provision
 	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=mini_repro & pid=$$!; \
