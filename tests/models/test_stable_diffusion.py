@@ -28,7 +28,7 @@ from adir_exp.models.stable_diffusion import (
 )
 from adir_exp.paths import CONF_DIR
 from adir_exp.weights import MissingWeightsError, entry
-from tests.models.sd_tiny import saved, tiny_inpainter, tiny_tokenizer, tiny_upscaler
+from tests.models.sd_tiny import tiny_inpainter, tiny_tokenizer, tiny_upscaler
 
 LOADERS = {
     "upscaler": (load_sd_upscaler, SD_UPSCALER_KEY, SD_UPSCALER_REPO),
@@ -55,18 +55,8 @@ def offline_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="module")
-def upscaler_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return saved(tiny_upscaler(), tmp_path_factory.mktemp("sd") / "x4")
-
-
-@pytest.fixture(scope="module")
-def inpaint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return saved(tiny_inpainter(), tmp_path_factory.mktemp("sd") / "inpaint")
-
-
-def pipeline_dirs(kind: str, upscaler_dir: Path, inpaint_dir: Path) -> Path:
-    return upscaler_dir if kind == "upscaler" else inpaint_dir
+def pipeline_dirs(kind: str, tiny_upscaler_dir: Path, tiny_inpainter_dir: Path) -> Path:
+    return tiny_upscaler_dir if kind == "upscaler" else tiny_inpainter_dir
 
 
 def test_fixture_tokenizer_tokenizes_offline() -> None:
@@ -82,8 +72,8 @@ def test_fixture_tokenizer_tokenizes_offline() -> None:
     assert tokenizer.decode(ids, skip_special_tokens=True) == "a photo of a red car !"
 
 
-def test_upscaler_loads_back_what_was_saved(upscaler_dir: Path) -> None:
-    pipeline = load_sd_upscaler(upscaler_dir, device="cpu")
+def test_upscaler_loads_back_what_was_saved(tiny_upscaler_dir: Path) -> None:
+    pipeline = load_sd_upscaler(tiny_upscaler_dir, device="cpu")
     reference = tiny_upscaler().unet.state_dict()
     assert all(torch.equal(value, reference[key]) for key, value in pipeline.unet.state_dict().items())
     assert isinstance(pipeline.scheduler, DDIMScheduler) and pipeline.scheduler.config.prediction_type == "v_prediction"
@@ -92,8 +82,8 @@ def test_upscaler_loads_back_what_was_saved(upscaler_dir: Path) -> None:
     assert pipeline.vae_scale_factor == 4 and pipeline.unet.dtype == torch.float32
 
 
-def test_inpaint_loads_back_what_was_saved(inpaint_dir: Path) -> None:
-    pipeline = load_sd_inpaint(inpaint_dir, device="cpu")
+def test_inpaint_loads_back_what_was_saved(tiny_inpainter_dir: Path) -> None:
+    pipeline = load_sd_inpaint(tiny_inpainter_dir, device="cpu")
     reference = tiny_inpainter().unet.state_dict()
     assert all(torch.equal(value, reference[key]) for key, value in pipeline.unet.state_dict().items())
     assert isinstance(pipeline.scheduler, PNDMScheduler) and pipeline.scheduler.config.prediction_type == "epsilon"
@@ -101,16 +91,16 @@ def test_inpaint_loads_back_what_was_saved(inpaint_dir: Path) -> None:
     assert pipeline.safety_checker is None
 
 
-def test_half_precision_keeps_the_upscaler_vae_in_float32(upscaler_dir: Path) -> None:
-    pipeline = load_sd_upscaler(upscaler_dir, dtype="float16", device="cpu")
+def test_half_precision_keeps_the_upscaler_vae_in_float32(tiny_upscaler_dir: Path) -> None:
+    pipeline = load_sd_upscaler(tiny_upscaler_dir, dtype="float16", device="cpu")
     assert pipeline.unet.dtype == torch.float16 and pipeline.text_encoder.dtype == torch.float16
     assert pipeline.vae.dtype == torch.float32
 
 
-def test_memory_options_are_applied(upscaler_dir: Path) -> None:
-    plain = load_sd_upscaler(upscaler_dir, device="cpu")
+def test_memory_options_are_applied(tiny_upscaler_dir: Path) -> None:
+    plain = load_sd_upscaler(tiny_upscaler_dir, device="cpu")
     assert not plain.vae.use_tiling and not plain.vae.use_slicing
-    pipeline = load_sd_upscaler(upscaler_dir, device="cpu", attention_slicing=True, vae_tiling=True, vae_slicing=True)
+    pipeline = load_sd_upscaler(tiny_upscaler_dir, device="cpu", attention_slicing=True, vae_tiling=True, vae_slicing=True)
     assert pipeline.vae.use_tiling and pipeline.vae.use_slicing
     processors = {type(p).__name__ for p in pipeline.unet.attn_processors.values()}
     assert processors == {"SlicedAttnProcessor"}
@@ -148,20 +138,20 @@ def test_missing_explicit_directory_names_it(kind: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", LOADERS)
-def test_default_directory_is_found(kind: str, offline_caches: Path, upscaler_dir: Path, inpaint_dir: Path) -> None:
+def test_default_directory_is_found(kind: str, offline_caches: Path, tiny_upscaler_dir: Path, tiny_inpainter_dir: Path) -> None:
     loader, key, _ = LOADERS[kind]
-    shutil.copytree(pipeline_dirs(kind, upscaler_dir, inpaint_dir), offline_caches / "weights" / entry(key).path.name)
+    shutil.copytree(pipeline_dirs(kind, tiny_upscaler_dir, tiny_inpainter_dir), offline_caches / "weights" / entry(key).path.name)
     pipeline = loader(device="cpu")
     assert pipeline.unet.config.in_channels == (7 if kind == "upscaler" else 9)
 
 
 @pytest.mark.parametrize("kind", LOADERS)
 def test_hugging_face_cache_snapshot_is_found(
-    kind: str, offline_caches: Path, upscaler_dir: Path, inpaint_dir: Path
+    kind: str, offline_caches: Path, tiny_upscaler_dir: Path, tiny_inpainter_dir: Path
 ) -> None:
     loader, key, repo = LOADERS[kind]
     repo_dir = offline_caches / "hf" / "hub" / f"models--{repo.replace('/', '--')}"
-    shutil.copytree(pipeline_dirs(kind, upscaler_dir, inpaint_dir), repo_dir / "snapshots" / "0123abc")
+    shutil.copytree(pipeline_dirs(kind, tiny_upscaler_dir, tiny_inpainter_dir), repo_dir / "snapshots" / "0123abc")
     (repo_dir / "refs").mkdir()
     (repo_dir / "refs" / "main").write_text("0123abc")
     assert locate_pipeline(key, repo) == repo_dir / "snapshots" / "0123abc"
@@ -174,8 +164,8 @@ def test_registry_and_loader_agree_on_the_model(kind: str) -> None:
     assert repo in entry(key).origin and entry(key).is_dir
 
 
-def test_upscale_returns_a_four_times_larger_image(upscaler_dir: Path) -> None:
-    pipeline = load_sd_upscaler(upscaler_dir, device="cpu")
+def test_upscale_returns_a_four_times_larger_image(tiny_upscaler_dir: Path) -> None:
+    pipeline = load_sd_upscaler(tiny_upscaler_dir, device="cpu")
     y = torch.rand(2, 3, 8, 12)
     first = upscale(pipeline, y, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
     again = upscale(pipeline, y, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
@@ -184,14 +174,14 @@ def test_upscale_returns_a_four_times_larger_image(upscaler_dir: Path) -> None:
     assert torch.equal(first, again)
 
 
-def test_upscale_rejects_model_range_input(upscaler_dir: Path) -> None:
-    pipeline = load_sd_upscaler(upscaler_dir, device="cpu")
+def test_upscale_rejects_model_range_input(tiny_upscaler_dir: Path) -> None:
+    pipeline = load_sd_upscaler(tiny_upscaler_dir, device="cpu")
     with pytest.raises(ValueError, match=r"\[0, 1\].*to_image_range"):
         upscale(pipeline, torch.rand(1, 3, 8, 8) * 2 - 1, num_inference_steps=2)
 
 
-def test_edit_repaints_the_masked_region_only_when_pasting(inpaint_dir: Path) -> None:
-    pipeline = load_sd_inpaint(inpaint_dir, device="cpu")
+def test_edit_repaints_the_masked_region_only_when_pasting(tiny_inpainter_dir: Path) -> None:
+    pipeline = load_sd_inpaint(tiny_inpainter_dir, device="cpu")
     image = torch.rand(2, 3, 64, 64)
     mask = torch.zeros(1, 1, 64, 64)
     mask[..., 16:48, 8:40] = 1
@@ -206,8 +196,8 @@ def test_edit_repaints_the_masked_region_only_when_pasting(inpaint_dir: Path) ->
     assert not torch.allclose(raw[keep], image[keep], atol=1e-2)  # without pasting it is a VAE re-synthesis
 
 
-def test_edit_checks_shapes(inpaint_dir: Path) -> None:
-    pipeline = load_sd_inpaint(inpaint_dir, device="cpu")
+def test_edit_checks_shapes(tiny_inpainter_dir: Path) -> None:
+    pipeline = load_sd_inpaint(tiny_inpainter_dir, device="cpu")
     with pytest.raises(ValueError, match="multiples of 8"):
         edit(pipeline, torch.rand(1, 3, 60, 64), torch.zeros(1, 1, 60, 64), "a cat", num_inference_steps=2)
     with pytest.raises(ValueError, match="mask must have shape"):
@@ -228,8 +218,8 @@ def test_model_config_without_weights_fails_with_the_clear_error(model: str) -> 
     assert "never downloads" in str(error.value.__cause__)
 
 
-def test_sd_x4_config_builds_pipeline_and_objective(offline_caches: Path, upscaler_dir: Path) -> None:
-    shutil.copytree(upscaler_dir, offline_caches / "weights" / entry(SD_UPSCALER_KEY).path.name)
+def test_sd_x4_config_builds_pipeline_and_objective(offline_caches: Path, tiny_upscaler_dir: Path) -> None:
+    shutil.copytree(tiny_upscaler_dir, offline_caches / "weights" / entry(SD_UPSCALER_KEY).path.name)
     cfg = compose_run(["model=sd_x4", "task=sr4", "model.objective.lpips_weight=0"])
     pipeline = instantiate(cfg.model.pipeline)
     assert pipeline.vae.use_tiling and pipeline.unet.dtype == torch.float32
