@@ -16,23 +16,24 @@ class ADIRGuidedSampler(Sampler):
     gradient through the network, so a guided step costs the same as an unguided one.
 
     Which ᾱ: μ is the mean of x_{t−1}, whose noise level is ᾱ_{t−1}; y_t is the measurement carried to that
-    same noise level (A x_{t−1} ≈ √ᾱ_{t−1} A x0 + √(1−ᾱ_{t−1}) A ε), so ``noise_level="previous"`` (default) uses
-    ᾱ_{t−1}, which also makes the last step compare A μ with y itself. ``"current"`` uses ᾱ_t as the paper's
-    eq. 17 is written; with 1000 steps the two differ by one step.
+    same noise level (A x_{t−1} ≈ √ᾱ_{t−1} A x0 + √(1−ᾱ_{t−1}) A ε), so ``alpha_bar="previous"`` (default) uses
+    ᾱ_{t−1}, which also makes the last step compare A μ with y itself. This is also the faithful reading of the
+    paper: eq. 8 indexes the step as x_t given x_{t+1}, so its ᾱ_t is the ᾱ of the step's output, i.e. our
+    ᾱ_{t−1}. ``"current"`` uses the ᾱ of the step's input; with 1000 steps the two differ by one step.
     """
 
     needs_measurement = True
 
-    def __init__(self, *args, guidance_scale: float = 10.0, noise_level: Literal["previous", "current"] = "previous", **kwargs):
+    def __init__(self, *args, guidance_scale: float = 10.0, alpha_bar: Literal["previous", "current"] = "previous", **kwargs):
         super().__init__(*args, **kwargs)
-        if noise_level not in ("previous", "current"):
-            raise ValueError(f"noise_level must be 'previous' or 'current', got {noise_level!r}")
+        if alpha_bar not in ("previous", "current"):
+            raise ValueError(f"alpha_bar must be 'previous' or 'current', got {alpha_bar!r}")
         self.guidance_scale = guidance_scale
-        self.noise_level = noise_level
+        self.alpha_bar = alpha_bar
 
     def noisy_measurement(self, measurement: Measurement, eps: torch.Tensor, index: int) -> torch.Tensor:
         """y_t = √ᾱ·y + √(1−ᾱ)·A ε_θ at the chosen noise level."""
-        table = self.process.alphas_cumprod_prev if self.noise_level == "previous" else self.process.alphas_cumprod
+        table = self.process.alphas_cumprod_prev if self.alpha_bar == "previous" else self.process.alphas_cumprod
         abar = table[index].to(device=eps.device, dtype=eps.dtype)
         return abar.sqrt() * measurement.y + (1.0 - abar).sqrt() * measurement.operator.A(eps)
 

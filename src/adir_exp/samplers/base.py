@@ -23,10 +23,15 @@ class NonFiniteSampleError(FloatingPointError):
 
 @dataclass
 class Measurement:
-    """What a conditional sampler reconstructs from: y = A x + e."""
+    """What a conditional sampler reconstructs from: y = A x + e, e ~ N(0, noise_std² I).
+
+    ``noise_std`` is on the model's [−1, 1] scale (σ = 10 on 0–255 is 2·10/255); samplers that model the noise
+    (DDRM) read it, eq. 17 guidance does not.
+    """
 
     y: torch.Tensor
     operator: LinearOperator
+    noise_std: float = 0.0
 
 
 @dataclass
