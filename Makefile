@@ -24,13 +24,13 @@ run: install
 	$(BIN)/adir-weights provision || echo "adir-weights provision failed: metrics that need those weights are skipped"
 	$(BIN)/adir-bench experiment=demo
 
-# The mini-reproduction (docs/mini_repro.md): SR ×4 and box deblurring side by side (one thread each), then the
+# The mini-reproduction (experiments/mini_repro.md): SR ×4 and box deblurring side by side (one thread each), then the
 # paired-bootstrap report. 104 min on the 2-core CPU (measured); restarting resumes from the finished rows.
 mini-repro: install
 	$(BIN)/adir-weights provision
 	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=mini_repro & pid=$$!; \
 	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=mini_repro_deblur; status=$$?; wait $$pid && exit $$status
-	$(BIN)/adir-bench-report outputs/bench/mini_repro_sr4 outputs/bench/mini_repro_deblur --out docs/mini_repro
+	$(BIN)/adir-bench-report outputs/bench/mini_repro_sr4 outputs/bench/mini_repro_deblur --out experiments/mini_repro
 
 # Natural-photo corpus from Debian packages and wheel sample photos (training split into $$ADIR_HOME/corpus).
 data: install

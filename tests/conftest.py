@@ -60,7 +60,7 @@ def provisioned_torch_home(sdist_cache: Path, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="session")
 def tiny_upscaler_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny SD x4 upscaler (tests/models/sd_tiny.py) in the diffusers layout, for ``model.pipeline.path``."""
-    from tests.models.sd_tiny import saved, tiny_upscaler
+    from tests.priors.sd_tiny import saved, tiny_upscaler
 
     return saved(tiny_upscaler(), tmp_path_factory.mktemp("sd") / "x4")
 
@@ -68,7 +68,7 @@ def tiny_upscaler_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_inpainter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny SD inpainting pipeline in the diffusers layout."""
-    from tests.models.sd_tiny import saved, tiny_inpainter
+    from tests.priors.sd_tiny import saved, tiny_inpainter
 
     return saved(tiny_inpainter(), tmp_path_factory.mktemp("sd") / "inpaint")
 

@@ -10,16 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = PACKAGE_DIR.parent.parent
-CONF_DIR = PROJECT_ROOT / "conf"
 ASSETS_DIR = PACKAGE_DIR / "assets"
-
-
-# `${adir_assets:corpus/test}` in configs: a path inside the installed package's bundled data.
-OmegaConf.register_new_resolver("adir_assets", lambda sub="": str(ASSETS_DIR / sub), replace=True)
 
 
 def adir_home() -> Path:

@@ -65,3 +65,25 @@ def photo() -> torch.Tensor:
     return resize_short_side(load_image(ASSET_IMAGE), 48)
 
 
+
+
+@pytest.fixture
+def tiny_prior(schedule, random_lpips):
+    """The tiny ADM as a pixel prior whose adaptation loss uses the random-backbone LPIPS."""
+    from functools import partial
+
+    from adir_exp.adaptation import GDObjective
+    from adir_exp.priors import PixelPrior
+
+    return PixelPrior("adm_tiny", UNetDenoiser(random_adm(TINY_ADM, seed=0)), schedule,
+                      partial(GDObjective, perceptual=random_lpips))
+
+
+@pytest.fixture
+def sr_problem(photo):
+    """×4 SR of a 32×32 crop of the bundled photo, noiseless, seed 0, on the CPU."""
+    from adir_exp.operators import BicubicDownsample, GaussianNoise, Physics
+    from adir_exp.problem import measure
+
+    physics = Physics(BicubicDownsample(4), GaussianNoise(0.0))
+    return measure("photo", photo[..., :32, :32], physics, seed=0, device=torch.device("cpu"))

@@ -10,7 +10,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from adir_exp.adaptation import (
-    AdapterCheckpoint,
     AdapterFileError,
     AdapterMetadata,
     GDObjective,
@@ -112,15 +111,3 @@ def test_foreign_or_mismatched_files_are_refused(tmp_path) -> None:
 def test_a_network_without_adapters_cannot_be_saved(tmp_path) -> None:
     with pytest.raises(AdapterFileError, match="no LoRA adapter"):
         save_adapter(fresh_network(), tmp_path / "adapter.safetensors", metadata([]))
-
-
-def test_checkpoint_callback_saves_the_module_adapter_with_its_config(tmp_path, random_lpips) -> None:
-    objective = GDObjective(UNetDenoiser(fresh_network()), NoiseSchedule(), perceptual=random_lpips)
-    module = LoRAAdaptation(objective, rank=2, alpha=4.0, targets=r"conv_(in|out)", seed=5)
-    callback = AdapterCheckpoint(tmp_path / "a.safetensors", "adm_tiny", "sr4", ["A+y"], seed=5)
-    callback.on_train_end(None, module)
-    reloaded = fresh_network()
-    meta = load_adapter(reloaded, tmp_path / "a.safetensors", base_model="adm_tiny")
-    assert meta == AdapterMetadata("adm_tiny", "sr4", ("A+y",), 5, module.lora_config)
-    assert meta.lora == {"rank": 2, "alpha": 4.0, "dropout": 0.0, "targets": ["conv_in", "conv_out"]}
-    assert meta.k == 1

@@ -18,7 +18,7 @@ from adir_exp.adaptation.sd_objectives import (
     SDInpaintObjective,
     SDUpscaleObjective,
 )
-from adir_exp.models.stable_diffusion import (
+from adir_exp.priors.stable_diffusion import (
     edit,
     load_sd_inpaint,
     load_sd_upscaler,
@@ -26,7 +26,7 @@ from adir_exp.models.stable_diffusion import (
 )
 from adir_exp.operators import BicubicDownsample
 from adir_exp.weights import MissingWeightsError
-from tests.models.sd_tiny import saved, tiny_inpainter, tiny_upscaler
+from tests.priors.sd_tiny import saved, tiny_inpainter, tiny_upscaler
 
 PROMPT = "a photo of a red car"
 

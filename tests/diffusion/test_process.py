@@ -48,11 +48,12 @@ def test_learned_range_variance_interpolates_beta_and_beta_tilde() -> None:
 
 def test_posterior_mean_from_true_noise_is_the_q_posterior() -> None:
     """With the true ε, x̂0 = x0 and the mean equals the closed form of q(x_{t−1} | x_t, x0)."""
-    process = GaussianDiffusion(NoiseSchedule(), 1000)
+    schedule = NoiseSchedule()
+    process = GaussianDiffusion(schedule, 1000)
     x0 = torch.rand(2, 3, 4, 4, dtype=torch.float64) * 2 - 1
     eps = torch.randn_like(x0)
     i = 500
-    x_t = process.q_sample(x0, i, eps)
+    x_t = schedule.add_noise(x0, eps, process.timesteps[i])
     step = process.reverse_step(x_t, i, eps, "fixed_small", clip_denoised=False)
     abar, abar_prev, beta = process.alphas_cumprod[i], process.alphas_cumprod_prev[i], process.betas[i]
     expected = (abar_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar_prev) * x_t) / (1 - abar)
@@ -65,3 +66,38 @@ def test_last_step_mean_is_the_clean_estimate() -> None:
     x = torch.randn(1, 3, 4, 4, dtype=torch.float64)
     step = process.reverse_step(x, 0, torch.zeros_like(x), "fixed_large", clip_denoised=False)
     assert torch.allclose(step.mean, step.pred_x0)
+
+
+@pytest.mark.parametrize("num_steps", [1000, 50, "10,15,20"])
+def test_unguided_fixed_small_step_equals_diffusers_ddpm_step(num_steps) -> None:
+    """The hand-written reverse step is diffusers' DDPMScheduler.step for the same ε and the same noise, at every
+    step of a full or respaced chain (diffusers takes the respaced timesteps as custom timesteps)."""
+    from diffusers import DDPMScheduler
+
+    process = GaussianDiffusion(NoiseSchedule(), num_steps)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                              variance_type="fixed_small", clip_sample=True, clip_sample_range=1.0)
+    scheduler.set_timesteps(timesteps=process.timesteps.flip(0).tolist())
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, 8, 8, generator=rng)
+    for index in reversed(range(process.num_steps)):
+        t = int(process.timesteps[index])
+        assert t == int(scheduler.timesteps[process.num_steps - 1 - index])
+        eps = torch.randn(x.shape, generator=rng)
+        ours = process.reverse_step(x, index, eps, "fixed_small", clip_denoised=True)
+        noise_seed = 1000 + index
+        theirs = scheduler.step(eps, t, x, generator=torch.Generator().manual_seed(noise_seed)).prev_sample
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(noise_seed))
+        expected = ours.mean if index == 0 else ours.mean + ours.variance.sqrt() * noise
+        torch.testing.assert_close(theirs, expected, rtol=1e-4, atol=1e-5)
+        x = expected
+
+
+def test_forward_noising_equals_diffusers_add_noise() -> None:
+    from diffusers import DDPMScheduler
+
+    schedule = NoiseSchedule()
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear")
+    x0, eps = torch.rand(4, 3, 8, 8) * 2 - 1, torch.randn(4, 3, 8, 8)
+    t = torch.tensor([0, 10, 500, 999])
+    torch.testing.assert_close(schedule.add_noise(x0, eps, t), scheduler.add_noise(x0, eps, t), rtol=1e-4, atol=5e-6)

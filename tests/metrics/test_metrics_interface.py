@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from adir_exp.metrics import LPIPS, MUSIQ, NIQE, PSNR, SSIM, Metric, MetricSuite, MetricUnavailableWarning
-from adir_exp.paths import CONF_DIR
+from adir_exp.cli.config import CONF_DIR
 from adir_exp.weights import MissingWeightsError
 
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from adir_exp.operators import BoxBlur, GaussianBlur, Inpainting
 from adir_exp.operators.convolution import StridedCorrelation
-from adir_exp.paths import CONF_DIR
+from adir_exp.cli.config import CONF_DIR
 
 TASK_FILES = sorted((CONF_DIR / "task").glob("*.yaml"))
 
@@ -28,7 +28,7 @@ def test_every_task_has_an_operator_config() -> None:
 
 @pytest.mark.parametrize("task_file", TASK_FILES, ids=lambda p: p.stem)
 def test_task_operator_is_adjoint(task_file) -> None:
-    operator = instantiate(OmegaConf.load(task_file).operator).double()
+    operator = instantiate(OmegaConf.load(task_file).physics.operator).double()
     assert_adjoint(operator)
 
 

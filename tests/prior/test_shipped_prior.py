@@ -8,9 +8,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from adir_exp.models import UNetDenoiser
-from adir_exp.paths import CONF_DIR
-from adir_exp.prior import PRIOR_DIR, load_prior
+from adir_exp.models import UNetDenoiser, load_unet
+from adir_exp.prior import PRIOR_DIR
 
 
 def test_shipped_checkpoint_is_small_and_documented():
@@ -25,7 +24,7 @@ def test_shipped_checkpoint_is_small_and_documented():
 
 
 def test_shipped_prior_predicts_finite_eps_at_64px():
-    unet = load_prior()
+    unet = load_unet(PRIOR_DIR)
     x0 = torch.zeros(2, 3, 64, 64)
     noise = torch.randn_like(x0)
     with torch.no_grad():
@@ -36,6 +35,8 @@ def test_shipped_prior_predicts_finite_eps_at_64px():
 
 
 def test_model_config_builds_a_fixed_variance_denoiser():
+    from adir_exp.cli.config import CONF_DIR  # registers the ${adir_assets:} resolver
+
     cfg = OmegaConf.load(CONF_DIR / "model" / "adir_prior.yaml")
     assert cfg.name == "adir_prior"
     denoiser = instantiate(cfg.denoiser)

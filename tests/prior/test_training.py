@@ -12,8 +12,8 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from adir_exp.cli.train_prior import train
-from adir_exp.paths import CONF_DIR
-from adir_exp.prior import load_prior
+from adir_exp.cli.config import CONF_DIR
+from adir_exp.models import UNetDirectoryError, load_unet
 from adir_exp.prior.training import PyramidCrops
 
 
@@ -69,13 +69,13 @@ def test_three_training_steps_write_a_loadable_checkpoint_and_card(folder, tmp_p
     card = (export / "MODEL_CARD.md").read_text()
     assert "3 optimiser steps × batch 2" in card and "3 training images" in card
 
-    unet = load_prior(export)
+    unet = load_unet(export)
     assert list(unet.config.block_out_channels) == [32, 32] and unet.config.out_channels == 3
     with torch.no_grad():
         eps = unet(torch.randn(1, 3, 24, 24), torch.tensor([500])).sample
     assert eps.shape == (1, 3, 24, 24) and torch.isfinite(eps).all()
 
 
-def test_load_prior_names_a_missing_checkpoint(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no prior"):
-        load_prior(tmp_path)
+def test_load_unet_names_a_missing_checkpoint(tmp_path):
+    with pytest.raises(UNetDirectoryError, match="no diffusers UNet in"):
+        load_unet(tmp_path)

@@ -37,3 +37,22 @@ def write_collection(root: Path, count: int, seed: int = 0) -> list[Path]:
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """(1, 3, H, W) float in [0, 1], as adaptation code holds images."""
     return torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def tiny_open_clip_overrides(folder: Path, index_dir: Path) -> list[str]:
+    """Index ``folder`` with the tiny random-weight open_clip model (image and text towers) and return the
+    ``retrieval`` overrides that query it: text retrieval without any real CLIP weights."""
+    import json
+
+    from adir_exp.retrieval.build import build_index
+    from adir_exp.retrieval.embedding import EmbedConfig
+    from adir_exp.retrieval.encoders import OpenClipEncoder
+
+    config = index_dir.parent / "tiny-clip.json"
+    config.write_text(json.dumps(TINY_CLIP))
+    encoder = OpenClipEncoder("tiny-clip", pretrained=None, model_config=str(config), random_init=True)
+    embed = EmbedConfig(batch_size=4, num_workers=0, accelerator="cpu", devices=1, progress=False)
+    build_index(folder, index_dir, encoder, embed=embed)
+    return ["retrieval=knn", "retrieval/encoder=open_clip", f"retrieval.index_dir={index_dir}",
+            "retrieval.encoder.model_name=tiny-clip", "retrieval.encoder.pretrained=null",
+            "+retrieval.encoder.random_init=true", f"retrieval.encoder.model_config={config}"]

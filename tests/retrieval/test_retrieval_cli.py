@@ -74,7 +74,7 @@ def test_encoder_set_overrides_config_fields(tmp_path, tiny_yaml, capsys):
 
 def test_robustness_writes_table_and_plot(tmp_path, photo_index, capsys):
     task = tmp_path / "sr4.yaml"
-    task.write_text("operator:\n  _target_: torch.nn.AvgPool2d\n  kernel_size: 4\n")
+    task.write_text("physics:\n  operator:\n    _target_: torch.nn.AvgPool2d\n    kernel_size: 4\n")
     out = tmp_path / "report"
     argv = [
         "robustness",

@@ -3,9 +3,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from adir_exp.paths import CONF_DIR
+from adir_exp.cli.config import CONF_DIR
 from adir_exp.retrieval.encoders import EfficientNetLite0Encoder, EncoderWeightsError
-from adir_exp.retrieval.query import LeakageGuard, NoRetrieval, Retriever
+from adir_exp.retrieval.query import LeakageGuard, Retriever
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def test_knn_defaults_and_overrides(compose_retrieval):
 
 
 def test_every_node_is_instantiable(compose_retrieval, photo_index, effnet_128):
-    assert isinstance(instantiate(compose_retrieval("+retrieval=none")), NoRetrieval)
+    assert not compose_retrieval("+retrieval=none")  # nothing to build: retrieval methods are refused
     index = f"retrieval.index_dir={photo_index / 'index'}"
     cfg = compose_retrieval("+retrieval=knn", index, "retrieval.k=4", "retrieval.encoder.image_size=128")
     retriever = instantiate(cfg)

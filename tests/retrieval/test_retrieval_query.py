@@ -12,7 +12,7 @@ from skimage import data
 
 from adir_exp.retrieval.build import build_index
 from adir_exp.retrieval.encoders import TextNotSupportedError
-from adir_exp.retrieval.query import LeakageGuard, Neighbours, NoRetrieval, Retriever
+from adir_exp.retrieval.query import LeakageGuard, Neighbours, Retriever
 
 
 def test_leakage_guard_removes_an_exact_copy_of_the_ground_truth(photo_index, effnet_128, caplog):
@@ -92,12 +92,6 @@ def test_query_image_takes_one_image(photo_index, effnet_128):
         retriever.query_image(torch.rand(2, 3, 64, 64))
     grey = to_tensor(Image.fromarray(data.camera())).mean(1, keepdim=True)  # colorisation input: (1, 1, H, W)
     assert retriever.query_image(grey)[0].id == "camera.png"
-
-
-def test_no_retrieval_returns_nothing():
-    none = NoRetrieval()
-    assert none.query_image(torch.rand(1, 3, 8, 8)) == [] and none.load_images([]) == []
-    assert none.query_text("x").excluded == []
 
 
 def test_random_query_is_seeded_guarded_and_reports_distances(photo_index, effnet_128):

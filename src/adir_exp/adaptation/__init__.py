@@ -1,14 +1,9 @@
-"""Test-time adaptation (``adaptation`` config group): LoRA on the denoiser, fitted to retrieved images or y."""
+"""Test-time adaptation (``adaptation`` config group): LoRA on the prior's network, fitted to adaptation images."""
 
-from adir_exp.adaptation.artifacts import (
-    AdapterCheckpoint,
-    AdapterFileError,
-    AdapterMetadata,
-    load_adapter,
-    save_adapter,
-)
+from adir_exp.adaptation.artifacts import AdapterFileError, AdapterMetadata, load_adapter, save_adapter
 from adir_exp.adaptation.callback import ReconstructionCallback
 from adir_exp.adaptation.data import AdaptationDataModule, AdaptationDataWarning, AdaptationImageError
+from adir_exp.adaptation.fit import FitResult, LoRAFit
 from adir_exp.adaptation.gd_objective import GDObjective
 from adir_exp.adaptation.lora import LoRATargetError, add_lora, merge_lora
 from adir_exp.adaptation.module import LoRAAdaptation
@@ -19,11 +14,12 @@ __all__ = [
     "AdaptationDataWarning",
     "AdaptationImageError",
     "AdaptationObjective",
-    "AdapterCheckpoint",
     "AdapterFileError",
     "AdapterMetadata",
+    "FitResult",
     "GDObjective",
     "LoRAAdaptation",
+    "LoRAFit",
     "LoRATargetError",
     "ReconstructionCallback",
     "add_lora",

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightning import Callback, LightningModule, Trainer
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -111,21 +110,3 @@ def load_adapter(network: nn.Module, path: str | Path, base_model: str | None = 
             f"{path} does not fit this network: unexpected {result.unexpected_keys[:5]}, missing {missing[:5]}"
         )
     return metadata
-
-
-class AdapterCheckpoint(Callback):
-    """Saves the adapter of a :class:`~adir_exp.adaptation.module.LoRAAdaptation` when fit ends.
-
-    List it before a callback that merges the adapters away (``ReconstructionCallback(merge=True)``).
-    """
-
-    def __init__(self, path: str | Path, base_model: str, task: str, image_ids: list[str], seed: int) -> None:
-        self.path = Path(path)
-        self.base_model = base_model
-        self.task = task
-        self.image_ids = tuple(image_ids)
-        self.seed = seed
-
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        metadata = AdapterMetadata(self.base_model, self.task, self.image_ids, self.seed, pl_module.lora_config)
-        save_adapter(pl_module.objective.network, self.path, metadata)

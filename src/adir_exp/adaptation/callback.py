@@ -1,71 +1,48 @@
-"""Reconstruct y with the model while it adapts: what the adaptation is for, watched as it happens."""
+"""The sampler callback: reconstruct y with the network while it adapts, what the adaptation is for."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from lightning import Callback, LightningModule, Trainer
 
-from adir_exp.adaptation.lora import merge_lora
-from adir_exp.data.images import save_image
-from adir_exp.metrics import MetricSuite
-from adir_exp.reconstruction import Degradation, Reconstruction, restore
-from adir_exp.samplers import Sampler
+if TYPE_CHECKING:
+    from adir_exp.priors.base import Reconstructor
+    from adir_exp.problem import Problem
 
 
 class ReconstructionCallback(Callback):
-    """Runs the guided reconstruction of ``degradation`` with the adapted network at the end of fit and, with
-    ``every_n_steps``, during it.
+    """Reconstructs ``problem`` with ``reconstructor`` at the end of fit and, with ``every_n_steps``, during it.
 
-    ``sampler`` must hold the same denoiser the :class:`~adir_exp.adaptation.module.LoRAAdaptation` trains.
-    Every reconstruction starts from the degradation's generator state, so the final one does not depend on how
-    many intermediate ones ran. Intermediate estimates go to ``<output_dir>/adaptation/step_NNNNNN.png``; the
-    final reconstruction writes the run's images (grid, reconstruction, …) to ``output_dir`` and is kept in
-    :attr:`result`. Metrics (and the grid, where the logger takes images) go to ``trainer.logger`` at the
-    global step. ``merge`` folds the adapters into the base weights before the final reconstruction (faster
-    sampling; save the adapter before, e.g. with :class:`~adir_exp.adaptation.artifacts.AdapterCheckpoint`
-    listed earlier).
+    ``reconstructor`` must use the network the :class:`~adir_exp.adaptation.module.LoRAAdaptation` trains (the
+    adapted prior's). Every reconstruction starts from the problem's sampling generator, so the final one does
+    not depend on how many intermediate ones ran. The final estimate (model range) is kept in :attr:`result`,
+    intermediate ones in :attr:`snapshots` by global step.
     """
 
-    def __init__(
-        self,
-        degradation: Degradation,
-        sampler: Sampler,
-        metrics: MetricSuite,
-        output_dir: str | Path,
-        every_n_steps: int | None = None,
-        merge: bool = False,
-    ) -> None:
-        self.degradation = degradation
-        self.sampler = sampler
-        self.metrics = metrics
-        self.output_dir = Path(output_dir)
+    def __init__(self, reconstructor: Reconstructor, problem: Problem, every_n_steps: int | None = None) -> None:
+        self.reconstructor = reconstructor
+        self.problem = problem
         self.every_n_steps = every_n_steps
-        self.merge = merge
-        self.result: Reconstruction | None = None
+        self.result: torch.Tensor | None = None
+        self.snapshots: dict[int, torch.Tensor] = {}
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
-        if not self.every_n_steps or step % self.every_n_steps or step >= trainer.max_steps:
-            return
-        result = self.reconstruct(pl_module)
-        path = save_image(result.estimate, self.output_dir / "adaptation" / f"step_{step:06d}.png")
-        if trainer.logger is not None:
-            result.log(trainer.logger, path, step=step, key="reconstruction")
+        if self.every_n_steps and step % self.every_n_steps == 0 and step < trainer.max_steps:
+            self.snapshots[step] = self.reconstruct(pl_module)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.merge:
-            merge_lora(pl_module.objective.network)
         self.result = self.reconstruct(pl_module)
-        files = self.result.save(self.output_dir)
-        if trainer.logger is not None:
-            self.result.log(trainer.logger, files["grid"], step=trainer.global_step)
 
-    def reconstruct(self, pl_module: LightningModule) -> Reconstruction:
+    def reconstruct(self, pl_module: LightningModule) -> torch.Tensor:
         training = pl_module.training
         pl_module.eval()
+        problem = self.problem
         with torch.no_grad():
-            result = restore(self.degradation, self.sampler, self.metrics)
+            estimate = self.reconstructor.sample(
+                problem.image_shape, problem.measurement, generator=problem.generator(), device=problem.device
+            )
         pl_module.train(training)
-        return result
+        return estimate

@@ -18,16 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adir_exp.adaptation.objective import AdaptationObjective
+from adir_exp.adaptation.objective import AdaptationObjective, lpips_network
 from adir_exp.diffusion import NoiseSchedule
-from adir_exp.metrics import LPIPS
 from adir_exp.models.denoiser import UNetDenoiser
-
-
-def lpips_module(net: str = "alex") -> nn.Module:
-    """The reference ``lpips.LPIPS`` v0.1 module with its ImageNet backbone; a missing backbone or linear-layer
-    file raises :class:`~adir_exp.weights.MissingWeightsError` (``adir-weights provision`` supplies both)."""
-    return LPIPS(net=net).model
 
 
 class GDObjective(AdaptationObjective):
@@ -51,10 +44,9 @@ class GDObjective(AdaptationObjective):
             raise TypeError(f"GDObjective adapts a UNetDenoiser (a diffusers UNet), got {type(denoiser).__name__}")
         self.denoiser = denoiser
         self.lpips_weight = lpips_weight
-        self.num_train_timesteps = schedule.num_train_timesteps
-        self.register_buffer("alphas_cumprod", schedule.alphas_cumprod.clone(), persistent=False)
+        self.schedule = schedule
         if perceptual is None and lpips_weight > 0:
-            perceptual = lpips_module(lpips_net)
+            perceptual = lpips_network(lpips_net)
         self.perceptual = perceptual
         if self.perceptual is not None:
             self.perceptual.requires_grad_(False).eval()
@@ -71,14 +63,14 @@ class GDObjective(AdaptationObjective):
 
     def loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         batch = images.shape[0]
-        t = torch.randint(0, self.num_train_timesteps, (1,), generator=generator, device=images.device)
+        t = torch.randint(0, self.schedule.num_train_timesteps, (1,), generator=generator, device=images.device)
         noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
-        abar = self.alphas_cumprod[t].to(images.dtype).view(1, 1, 1, 1)
-        x_t = abar.sqrt() * images + (1.0 - abar).sqrt() * noise
+        x_t = self.schedule.add_noise(images, noise, t)
         eps = self.denoiser(x_t, t.expand(batch)).eps
         eps_mse = F.mse_loss(eps, noise)
         terms = {"loss": eps_mse, "eps_mse": eps_mse}
         if self.perceptual is not None and self.lpips_weight > 0:
+            abar = self.schedule.alphas_cumprod.to(images.device)[t].to(images.dtype)
             x0_hat = ((x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1.0, 1.0)
             distance = self.perceptual(x0_hat, images).mean()
             terms |= {"loss": eps_mse + self.lpips_weight * distance, "lpips": distance}

@@ -17,8 +17,8 @@ class LoRAAdaptation(LightningModule):
 
     Works with any :class:`AdaptationObjective` (pixel-space GD, latent SD). Everything the objective holds
     except the adapters is frozen, so the base weights stay bitwise unchanged and can be shared with a sampler.
-    The timesteps and noise of the loss come from a generator seeded with ``seed`` at the start of fit, which
-    makes a run repeatable independently of the global RNG.
+    The adapters' initialisation, and the timesteps and noise of the loss (from a generator seeded at the start
+    of fit), all come from ``seed``, which makes a run repeatable whatever used the global RNG before it.
 
     ``gradient_checkpointing`` (diffusers networks) recomputes each block's activations during backward. LoRA
     saves no weight gradients or Adam state for the base, but it keeps the activations of back-propagation,
@@ -41,12 +41,15 @@ class LoRAAdaptation(LightningModule):
         self.save_hyperparameters(ignore=["objective"])
         self.objective = objective
         self.objective.requires_grad_(False)
-        self.adapted_modules = add_lora(objective.network, rank=rank, alpha=alpha, targets=targets, dropout=dropout)
+        with torch.random.fork_rng(devices=[]):  # peft draws lora_A's initial values from the global RNG
+            torch.manual_seed(seed)
+            self.adapted_modules = add_lora(objective.network, rank=rank, alpha=alpha, targets=targets, dropout=dropout)
         if gradient_checkpointing:
             objective.network.enable_gradient_checkpointing()
         self.lr = lr
         self.seed = seed
         self.generator: torch.Generator | None = None
+        self.history: list[dict[str, float]] = []
 
     @property
     def lora_config(self) -> dict[str, Any]:
@@ -60,6 +63,7 @@ class LoRAAdaptation(LightningModule):
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         terms = self.objective.loss(batch, generator=self.generator)
+        self.history.append({name: float(value.detach()) for name, value in terms.items()})
         self.log_dict(
             {f"adaptation/{name}": value.detach() for name, value in terms.items()},
             prog_bar=True,

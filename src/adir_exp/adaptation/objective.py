@@ -22,3 +22,13 @@ class AdaptationObjective(nn.Module, ABC):
     @abstractmethod
     def loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Return {"loss": total, ...named components} for the batch."""
+
+
+def lpips_network(net: str = "alex") -> nn.Module:
+    """The frozen reference LPIPS v0.1 network (ImageNet backbone + linear layers), for the paper's 0.1·LPIPS term.
+
+    Built through the metric, so a missing backbone file raises :class:`~adir_exp.weights.MissingWeightsError`
+    naming it (``adir-weights provision`` supplies it). Inputs in [−1, 1]."""
+    from adir_exp.metrics import LPIPS
+
+    return LPIPS(net=net).model.requires_grad_(False).eval()

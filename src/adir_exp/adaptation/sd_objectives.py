@@ -14,16 +14,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from diffusers import (
-    DDPMScheduler,
-    DiffusionPipeline,
-    StableDiffusionInpaintPipeline,
-    StableDiffusionUpscalePipeline,
-)
+from diffusers import DDPMScheduler, DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
-from adir_exp.adaptation.objective import AdaptationObjective
+from adir_exp.adaptation.objective import AdaptationObjective, lpips_network
 from adir_exp.operators import LinearOperator
 
 MaskSampler = Callable[[int, int, int, torch.Generator | None], torch.Tensor]
@@ -120,13 +115,6 @@ class LatentDiffusionObjective(AdaptationObjective):
         return self.unet(latent_input.to(dtype), t, encoder_hidden_states=text.to(dtype), **conditioning).sample.float()
 
 
-def lpips_network(net: str = "alex") -> nn.Module:
-    """The frozen LPIPS network, through the metric so missing backbone weights raise the framework's clear error."""
-    from adir_exp.metrics.learned import LPIPS
-
-    return LPIPS(net=net).model.requires_grad_(False).eval()
-
-
 class SDUpscaleObjective(LatentDiffusionObjective):
     """ADIR-SD super-resolution: teach the x4 upscaler's UNet the retrieved high-resolution images.
 
@@ -143,7 +131,7 @@ class SDUpscaleObjective(LatentDiffusionObjective):
 
     def __init__(
         self,
-        pipeline: StableDiffusionUpscalePipeline,
+        pipeline: DiffusionPipeline,
         operator: LinearOperator,
         noise_level: int = 20,
         lpips_weight: float = 0.1,
@@ -256,7 +244,7 @@ class SDInpaintObjective(LatentDiffusionObjective):
 
     def __init__(
         self,
-        pipeline: StableDiffusionInpaintPipeline,
+        pipeline: DiffusionPipeline,
         prompt: str,
         text_dropout: float = 0.1,
         mask_sampler: MaskSampler | None = None,

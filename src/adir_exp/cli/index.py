@@ -18,12 +18,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from adir_exp.paths import CONF_DIR, configure_environment
+from adir_exp.cli.config import CONF_DIR
+from adir_exp.paths import configure_environment
 from adir_exp.retrieval.index import IndexConfig
 
 ENCODER_DIR = CONF_DIR / "retrieval" / "encoder"
 TASK_DIR = CONF_DIR / "task"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def _config(name: str, folder: Path, kind: str):
@@ -103,7 +103,7 @@ def _robustness(args: argparse.Namespace) -> int:
     import torch.nn.functional as F
     from hydra.utils import instantiate
 
-    from adir_exp.data.images import load_image
+    from adir_exp.data.images import IMAGE_SUFFIXES, load_image
     from adir_exp.retrieval.robustness import neighbour_overlap, plot, write_csv
 
     paths = sorted(p for p in Path(args.images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[: args.limit]
@@ -127,7 +127,7 @@ def _robustness(args: argparse.Namespace) -> int:
 
     degradations = {}
     for task in args.task:
-        operator = instantiate(_config(task, TASK_DIR, "task").operator)
+        operator = instantiate(_config(task, TASK_DIR, "task").physics.operator)
         degradations[Path(task).stem] = getattr(operator, "A", operator)  # an operator's A, or any callable
     rows = neighbour_overlap(
         _retriever(args, max(args.k)), (square(p) for p in paths), degradations, args.k, not args.no_guard

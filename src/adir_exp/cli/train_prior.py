@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from adir_exp.paths import CONF_DIR, configure_environment
+from adir_exp.cli.config import CONFIG_PATH, resolved
+from adir_exp.paths import configure_environment
 
 configure_environment()
 
@@ -61,11 +62,11 @@ def train(cfg: DictConfig) -> Path:
     root = trainer.strategy.root_device
     device = f"{root.type}: {torch.cuda.get_device_name(root)}" if root.type == "cuda" else (
         f"cpu, {torch.get_num_threads()} threads")
-    write_model_card(export_dir, cfg, command=command, steps=trainer.global_step, wall_seconds=wall, device=device)
+    write_model_card(export_dir, resolved(cfg), command=command, steps=trainer.global_step, wall_seconds=wall, device=device)
     return export_dir
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="train_prior", version_base="1.3")
+@hydra.main(config_path=CONFIG_PATH, config_name="train_prior", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     print(f"prior written to {train(cfg)}")
 

@@ -12,6 +12,8 @@ from adir_exp.operators.base import OperatorInputError
 from adir_exp.paths import ASSETS_DIR
 
 ASSET_IMAGE = ASSETS_DIR / "astronaut_256.png"
+# File suffixes every part of the framework treats as images (all readable by PIL).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp"})
 
 
 class ImageReadError(OSError):

@@ -67,11 +67,6 @@ class GaussianDiffusion:
     def predict_x0(self, x_t: torch.Tensor, eps: torch.Tensor, index: int) -> torch.Tensor:
         return _at(self.sqrt_recip_alphas_cumprod, index, x_t) * x_t - _at(self.sqrt_recipm1_alphas_cumprod, index, x_t) * eps
 
-    def q_sample(self, x0: torch.Tensor, index: int, noise: torch.Tensor) -> torch.Tensor:
-        """x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε."""
-        abar = _at(self.alphas_cumprod, index, x0)
-        return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
-
     def variance(
         self, index: int, like: torch.Tensor, variance_type: VarianceType, variance_values: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:

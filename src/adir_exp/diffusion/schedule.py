@@ -30,6 +30,15 @@ class NoiseSchedule:
         self.betas = scheduler.betas.to(torch.float64)
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
 
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε at training timesteps ``t`` (one per batch item, or one for all).
+
+        The forward process every training loss and test uses; diffusers' ``DDPMScheduler.add_noise`` computes
+        the same from a float32 table (tests/diffusion check they agree).
+        """
+        abar = self.alphas_cumprod.to(x0.device)[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+        return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
+
 
 def space_timesteps(num_timesteps: int, section_counts: int | str | None) -> list[int]:
     """Which original timesteps a respaced sampler visits, exactly as guided-diffusion's ``space_timesteps``.

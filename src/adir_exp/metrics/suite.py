@@ -8,6 +8,7 @@ still reports every metric it can.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Literal
@@ -23,6 +24,10 @@ OnMissing = Literal["strict", "skip"]
 
 class MetricUnavailableWarning(UserWarning):
     """A metric was left out of a suite because its weights are missing."""
+
+
+class MetricNotApplicableWarning(UserWarning):
+    """A metric could not score one input (too small, constant, non-finite); its value is recorded as missing."""
 
 
 class MetricSuite:
@@ -65,6 +70,24 @@ class MetricSuite:
             needing = [name for name, metric in self.metrics.items() if metric.requires_reference]
             raise ValueError(f"full-reference metrics {needing} need a target")
         return {name: metric(pred, target) for name, metric in self.metrics.items()}
+
+    def scores(self, pred: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, float | None]:
+        """Mean score per metric for one result row; a metric that cannot score this input (an image below NIQE's
+        96 px, a flat tile whose statistics are singular, a non-finite value) gives None with a warning, so one
+        unusual image never costs the rest of a run."""
+        out: dict[str, float | None] = {}
+        for name, metric in self.metrics.items():
+            try:
+                value = float(metric(pred, target).mean())
+            except (ValueError, RuntimeError, FloatingPointError) as error:
+                warnings.warn(f"{name} not computed: {error}", MetricNotApplicableWarning, stacklevel=2)
+                out[name] = None
+                continue
+            if not math.isfinite(value):
+                warnings.warn(f"{name} gave {value}; recorded as missing", MetricNotApplicableWarning, stacklevel=2)
+                value = None
+            out[name] = value
+        return out
 
     def __repr__(self) -> str:
         return f"MetricSuite(metrics={list(self.metrics)}, skipped={list(self.skipped)})"

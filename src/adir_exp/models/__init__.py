@@ -1,4 +1,4 @@
-"""Diffusion priors (``model`` config group): ADM/GD via a converter, analytic priors, the denoiser interface."""
+"""Diffusion networks: the denoiser interface, ADM/GD via a converter, diffusers UNet directories, analytic priors."""
 
 from adir_exp.models.analytic import GaussianPriorDenoiser
 from adir_exp.models.denoiser import Denoiser, DenoiserOutput, UNetDenoiser
@@ -8,6 +8,7 @@ from adir_exp.models.guided_diffusion import (
     random_adm,
     unet_from_adm_state_dict,
 )
+from adir_exp.models.unet import UNetDirectoryError, load_unet
 
 __all__ = [
     "ADMFlags",
@@ -15,7 +16,9 @@ __all__ = [
     "DenoiserOutput",
     "GaussianPriorDenoiser",
     "UNetDenoiser",
+    "UNetDirectoryError",
     "load_guided_diffusion",
+    "load_unet",
     "random_adm",
     "unet_from_adm_state_dict",
 ]

@@ -1,4 +1,5 @@
-"""Degradation operators (``task`` config group): A, its true adjoint, a pseudo-inverse; noise kept separate."""
+"""Degradation operators (``task`` config group): A, its true adjoint, a pseudo-inverse, and the noise; ``Physics``
+holds both."""
 
 from adir_exp.operators.base import LinearOperator, OperatorInputError
 from adir_exp.operators.blur import BoxBlur, GaussianBlur
@@ -6,6 +7,7 @@ from adir_exp.operators.colorization import Colorization
 from adir_exp.operators.identity import Identity
 from adir_exp.operators.inpainting import Inpainting
 from adir_exp.operators.noise import GaussianNoise
+from adir_exp.operators.physics import Physics
 from adir_exp.operators.super_resolution import BicubicDownsample
 
 __all__ = [
@@ -18,4 +20,5 @@ __all__ = [
     "Inpainting",
     "LinearOperator",
     "OperatorInputError",
+    "Physics",
 ]

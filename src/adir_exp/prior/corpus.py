@@ -20,9 +20,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from adir_exp.data.images import IMAGE_SUFFIXES
+
 SPLITS = ("train", "retrieval", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 MANIFEST_NAME = "manifest.json"
 
 

@@ -24,12 +24,6 @@ TEST_DIR = ASSETS_DIR / "corpus" / "test"
 CONTROL_DIR = ASSETS_DIR / "corpus" / "retrieval"
 
 
-def psnr(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR (dB) of [0, 1] images."""
-    mse = (estimate - target).pow(2).flatten(1).mean(1)
-    return -10.0 * torch.log10(mse.clamp_min(1e-12))
-
-
 def run_check(checkpoint: Path | None, size: int, steps: int, scales: Sequence[float], variance: str, seed: int,
               out: Path | None) -> dict:
     from adir_exp.data.images import (
@@ -40,21 +34,23 @@ def run_check(checkpoint: Path | None, size: int, steps: int, scales: Sequence[f
         to_model_range,
     )
     from adir_exp.diffusion import NoiseSchedule
-    from adir_exp.models import GaussianPriorDenoiser, UNetDenoiser
+    from adir_exp.evaluation.dataset import prepare
+    from adir_exp.metrics import PSNR
+    from adir_exp.models import GaussianPriorDenoiser, UNetDenoiser, load_unet
     from adir_exp.operators import BicubicDownsample
-    from adir_exp.prior import load_prior
-    from adir_exp.reconstruction import prepare_ground_truth
+    from adir_exp.prior import PRIOR_DIR
     from adir_exp.samplers import ADIRGuidedSampler, Measurement, NonFiniteSampleError
 
+    psnr = PSNR()
     files = sorted(TEST_DIR.glob("*.png"))
-    truth = torch.cat([prepare_ground_truth(str(p), size) for p in files])
+    truth = torch.cat([prepare(p, size, "resize_crop") for p in files])
     operator = BicubicDownsample(4)
     y = operator.A(to_model_range(truth))  # noiseless: GaussianNoise(0)
     bicubic = F.interpolate(to_image_range(y), scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
     schedule = NoiseSchedule()
     pixels = torch.cat([to_model_range(load_image(p)).flatten(2) for p in sorted(CONTROL_DIR.glob("*.png"))], 2)
     priors = {
-        "adir_prior": UNetDenoiser(load_prior(checkpoint), fixed_variance=variance),
+        "adir_prior": UNetDenoiser(load_unet(checkpoint or PRIOR_DIR), fixed_variance=variance),
         "white-gaussian": GaussianPriorDenoiser(pixels.mean((0, 2)).view(3, 1, 1), pixels.std((0, 2)).view(3, 1, 1),
                                                 schedule),
     }

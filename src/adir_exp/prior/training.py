@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from adir_exp.diffusion import NoiseSchedule
-from adir_exp.prior.corpus import IMAGE_SUFFIXES
+from adir_exp.data.images import IMAGE_SUFFIXES
 
 
 def build_unet(
@@ -126,14 +126,13 @@ class DDPMPrior(L.LightningModule):
         super().__init__()
         self.unet = unet
         self.ema = copy.deepcopy(unet).requires_grad_(False)
-        self.register_buffer("alphas_cumprod", schedule.alphas_cumprod.float(), persistent=False)
+        self.schedule = schedule
         self.lr, self.weight_decay, self.warmup_steps, self.ema_decay = lr, weight_decay, warmup_steps, ema_decay
 
     def training_step(self, x0: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        t = torch.randint(0, self.alphas_cumprod.numel(), (x0.shape[0],), device=x0.device)
-        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        t = torch.randint(0, self.schedule.num_train_timesteps, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
-        x_t = abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
+        x_t = self.schedule.add_noise(x0, noise, t)
         loss = F.mse_loss(self.unet(x_t, t).sample, noise)
         self.log("loss", loss, prog_bar=True)
         return loss

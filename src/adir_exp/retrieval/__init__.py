@@ -5,14 +5,13 @@ their libraries only when constructed. See docs/retrieval.md.
 """
 
 from adir_exp.retrieval.distance import spherical_distance, spherical_from_cosine
-from adir_exp.retrieval.query import EncoderMismatchError, LeakageGuard, Neighbour, Neighbours, NoRetrieval, Retriever
+from adir_exp.retrieval.query import EncoderMismatchError, LeakageGuard, Neighbour, Neighbours, Retriever
 
 __all__ = [
     "EncoderMismatchError",
     "LeakageGuard",
     "Neighbour",
     "Neighbours",
-    "NoRetrieval",
     "Retriever",
     "spherical_distance",
     "spherical_from_cosine",

@@ -192,21 +192,3 @@ class Retriever:
             with Image.open(io.BytesIO(read_item(neighbour.path))) as image:
                 images.append(image.convert("RGB"))
         return images
-
-
-class NoRetrieval:
-    """``retrieval=none``: no external images; adaptation receives an empty neighbour list."""
-
-    k = 0
-
-    def query_image(
-        self, y: torch.Tensor, k: int | None = None, ground_truth: torch.Tensor | None = None
-    ) -> Neighbours:
-        return Neighbours()
-
-    def query_text(self, text: str, k: int | None = None) -> Neighbours:
-        return Neighbours()
-
-    @staticmethod
-    def load_images(neighbours: Iterable[Neighbour]) -> list[Image.Image]:
-        return []

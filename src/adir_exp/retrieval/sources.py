@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm"})
+from adir_exp.data.images import IMAGE_SUFFIXES
+
 LIST_EXTENSIONS = frozenset({".txt", ".lst"})
 TAR_MEMBER_SEPARATOR = "::"
 
@@ -81,7 +82,7 @@ class TarUnit:
         try:
             with tarfile.open(self.tar, mode="r|*") as archive:
                 for member in archive:
-                    if not member.isfile() or Path(member.name).suffix.lower() not in IMAGE_EXTENSIONS:
+                    if not member.isfile() or Path(member.name).suffix.lower() not in IMAGE_SUFFIXES:
                         continue
                     item = Item(f"{stem}/{member.name}", f"{self.tar}{TAR_MEMBER_SEPARATOR}{member.name}")
                     handle = archive.extractfile(member)
@@ -123,7 +124,7 @@ def _folder_items(root: Path) -> list[Item]:
     for directory, subdirs, files in os.walk(root):
         subdirs.sort()
         for name in sorted(files):
-            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
                 path = Path(directory) / name
                 items.append(Item(path.relative_to(root).as_posix(), str(path.resolve())))
     return items
@@ -147,7 +148,7 @@ def plan_units(source: str | Path, shard_size: int) -> list[Unit]:
     path = Path(text)
     if path.is_dir():
         items = _folder_items(path)
-        what = f"image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {path}"
+        what = f"image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}"
     elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
         items = _list_items(path)
         what = f"entries in the file list {path}"

@@ -1,0 +1,136 @@
+"""The paper's test-time adaptation (Sec. 3.3, Table 1): LoRA on the prior's network, fitted to adaptation images.
+
+:class:`LoRAFit` holds the settings (``adaptation`` config group) and runs one adaptation as a Lightning fit:
+the :class:`~adir_exp.adaptation.module.LoRAAdaptation` module trains, the
+:class:`~adir_exp.adaptation.callback.ReconstructionCallback` reconstructs with the adapted network when the
+fit ends, and the result comes back to the caller: the reconstruction, the adapter's configuration, the loss
+per step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from lightning import Trainer
+from lightning.pytorch.loggers import Logger
+
+from adir_exp.adaptation.callback import ReconstructionCallback
+from adir_exp.adaptation.data import AdaptationDataModule
+from adir_exp.adaptation.module import LoRAAdaptation
+
+if TYPE_CHECKING:
+    from adir_exp.adaptation.sources import AdaptationSet
+    from adir_exp.priors.base import Prior, Reconstructor
+    from adir_exp.problem import Problem
+
+
+@dataclass
+class FitResult:
+    """``estimate``: the reconstruction with the adapted network (model range, on the problem's device);
+    ``lora``: the keyword arguments of :func:`~adir_exp.adaptation.lora.add_lora` that rebuild the adapter
+    (targets resolved); ``losses``: the loss terms of every step; ``snapshots``: intermediate reconstructions."""
+
+    estimate: torch.Tensor
+    lora: dict[str, Any]
+    losses: list[dict[str, float]] = field(default_factory=list)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+def trainer_placement(device: torch.device) -> dict[str, Any]:
+    """Train where the run samples: one device, the run's (``accelerator="auto"`` alone would take every GPU)."""
+    if device.type == "cuda":
+        return {"accelerator": "gpu", "devices": [device.index or 0]}
+    return {"accelerator": "cpu", "devices": 1}
+
+
+class LoRAFit:
+    """Adam on rank-``rank`` LoRA adapters (scale ``alpha``/``rank``) of every ``targets`` layer for ``iterations``
+    steps of ``batch_size`` random ``crop_size`` crops (None: the prior's native size), learning rate ``lr``.
+
+    Paper (Table 1): 400 iterations, lr 1e-4, batch 6, rank 16, alpha 8, all conv layers. ``short_side`` resizes
+    every adaptation image first (to the test image's scale), ``small_images`` says what to do with images
+    smaller than a crop (docs/adaptation.md). ``seed`` fixes the LoRA initialisation, the crops and the loss's
+    timesteps and noise, whatever ran before.
+    """
+
+    def __init__(
+        self,
+        iterations: int = 400,
+        batch_size: int = 6,
+        lr: float = 1e-4,
+        rank: int = 16,
+        alpha: float = 8.0,
+        targets: str | list[str] = "conv2d",
+        dropout: float = 0.0,
+        crop_size: int | None = None,
+        small_images: Literal["upscale", "error"] = "upscale",
+        short_side: int | None = None,
+        seed: int = 0,
+        gradient_checkpointing: bool = False,
+        reconstruct_every_n_steps: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        for name, value in (("iterations", iterations), ("batch_size", batch_size), ("rank", rank)):
+            if int(value) < 1:
+                raise ValueError(f"adaptation {name} must be at least 1, got {value}")
+        if lr <= 0:
+            raise ValueError(f"adaptation lr must be positive, got {lr}")
+        self.iterations, self.batch_size, self.lr = int(iterations), int(batch_size), float(lr)
+        self.lora = {"rank": int(rank), "alpha": float(alpha), "targets": targets, "dropout": float(dropout)}
+        self.crop_size, self.small_images, self.short_side = crop_size, small_images, short_side
+        self.seed = seed
+        self.gradient_checkpointing = gradient_checkpointing
+        self.reconstruct_every_n_steps = reconstruct_every_n_steps
+        self.progress = progress
+
+    def __call__(
+        self,
+        prior: Prior,
+        images: AdaptationSet,
+        problem: Problem,
+        reconstructor: Reconstructor,
+        logger: Logger | None = None,
+    ) -> FitResult:
+        """Adapt ``prior``'s network in place (give it a copy) and reconstruct ``problem`` with ``reconstructor``,
+        which must be built from the same prior."""
+        module = LoRAAdaptation(
+            prior.objective(problem.physics),
+            **self.lora,
+            lr=self.lr,
+            seed=self.seed,
+            gradient_checkpointing=self.gradient_checkpointing,
+        )
+        data = AdaptationDataModule(
+            images.images,
+            crop_size=self.crop_size or prior.image_size,
+            batch_size=self.batch_size,
+            iterations=self.iterations,
+            seed=self.seed,
+            expected=images.expected,
+            small_images=self.small_images,
+            names=images.ids,
+            short_side=self.short_side,
+        )
+        callback = ReconstructionCallback(reconstructor, problem, every_n_steps=self.reconstruct_every_n_steps)
+        trainer = Trainer(
+            max_steps=self.iterations,
+            logger=logger if logger is not None else False,
+            enable_checkpointing=False,
+            callbacks=[callback],
+            log_every_n_steps=min(10, self.iterations),
+            enable_progress_bar=self.progress,
+            enable_model_summary=False,
+            **trainer_placement(problem.device),
+        )
+        with warnings.catch_warnings():  # the objective's frozen parts (LPIPS, VAE) are in eval mode on purpose
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+            trainer.fit(module, datamodule=data)
+        if callback.result is None:
+            raise RuntimeError("adaptation stopped before its final reconstruction (interrupted?)")
+        return FitResult(callback.result, module.lora_config, module.history, callback.snapshots)
+
+    def __repr__(self) -> str:
+        return f"LoRAFit(iterations={self.iterations}, batch_size={self.batch_size}, lr={self.lr}, {self.lora})"

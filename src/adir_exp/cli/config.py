@@ -1,0 +1,164 @@
+"""The one module below the commands that knows Hydra and OmegaConf: where the configs live (inside the package,
+so a wheel install finds them), the resolvers they use, checks of the values users override most (refused
+before any work, naming the key), config digests, and turning config errors into one clear line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+import adir_exp.conf
+from adir_exp.paths import ASSETS_DIR
+
+CONF_DIR = Path(adir_exp.conf.__file__).parent
+CONFIG_PATH = "pkg://adir_exp.conf"
+
+# `${adir_assets:corpus/test}` in configs: a path inside the installed package's bundled data.
+OmegaConf.register_new_resolver("adir_assets", lambda sub="": str(ASSETS_DIR / sub), replace=True)
+
+
+class ConfigError(ValueError):
+    """A setting is wrong or missing; the message names the key and what would be right."""
+
+
+@contextmanager
+def reported_as(command: str, *errors: type[Exception]) -> Iterator[None]:
+    """Print a :class:`ConfigError` (or one of ``errors``: the input was wrong) as one line and exit 2, with no
+    traceback and no result files."""
+    try:
+        yield
+    except (ConfigError, *errors) as error:
+        print(f"{command}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def resolved(node: Any) -> Any:
+    """A config node as plain Python values, interpolations resolved against its root."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def instantiate_node(node: Any, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with the failing key and the original error in the message."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        raise ConfigError(f"{key}: {cause}") from cause
+
+
+def digest(value: Any) -> str:
+    """16 hex digits of SHA-256 over a plain (resolved) config value's canonical JSON, the same everywhere."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def selected(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None)
+
+
+# Checks of the values users override most: each returns what is wrong with a value, or None.
+Check = Callable[[Any], str | None]
+
+
+def integer(minimum: int | None = None, optional: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+            bound = "" if minimum is None else f" ≥ {minimum}"
+            return f"must be an integer{bound}{' or null' if optional else ''}"
+        return None
+
+    return check
+
+
+def number(minimum: float = 0.0, strict: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or value < minimum or (strict and value == minimum):
+            return f"must be a number {'>' if strict else '≥'} {minimum:g}"
+        return None
+
+    return check
+
+
+def steps(value: Any) -> str | None:
+    """A respacing: a positive step count, per-section counts "a,b,c", or "ddimN"."""
+    from adir_exp.diffusion import space_timesteps
+
+    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+        return "must be a positive number of steps (or sections 'a,b,c' or 'ddimN')"
+    try:
+        if not space_timesteps(1000, value):
+            return "selects no step"
+    except (ValueError, TypeError) as error:
+        return f"is not a respacing ({error})"
+    return None
+
+
+def shard(value: Any) -> str | None:
+    from adir_exp.evaluation.dataset import parse_shard
+
+    try:
+        parse_shard(value)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+RULES: dict[str, Check] = {
+    "seed": integer(),
+    "image_size": integer(1, optional=True),
+    "sampler.num_steps": steps,
+    "sampler.guidance_scale": number(),
+    "benchmark.first_n": integer(1, optional=True),
+    "benchmark.shard": shard,
+    "benchmark.size": integer(1, optional=True),
+    "benchmark.grid_images": integer(0),
+    "benchmark.tiles.scale": integer(1),
+    "benchmark.tiles.per_image": integer(1),
+    "adaptation.iterations": integer(1),
+    "adaptation.batch_size": integer(1),
+    "adaptation.lr": number(strict=True),
+    "adaptation.rank": integer(1),
+    "adaptation.alpha": number(strict=True),
+    "retrieval.k": integer(1),
+    "task.physics.noise.sigma": number(),
+}
+METHOD_RULES: dict[str, Check] = {
+    "sampler.num_steps": steps,
+    "sampler.guidance_scale": number(),
+    "sampler.step_size": number(strict=True),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse wrong values of the keys in :data:`RULES` (and of each method's sampler) before any work."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    checks = dict(RULES)
+    for name in selected(cfg, "methods") or {}:
+        checks |= {f"methods.{name}.{key}": check for key, check in METHOD_RULES.items()}
+    problems = []
+    for key, check in checks.items():
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True, default=KeyError)
+        except OmegaConfBaseException as error:
+            problems.append(f"{key}: {error}".splitlines()[0])
+            continue
+        if value is KeyError:
+            continue
+        if (message := check(value)) is not None:
+            problems.append(f"{key}={value!r} {message}")
+    if problems:
+        raise ConfigError("; ".join(problems))

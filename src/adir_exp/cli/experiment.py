@@ -1,0 +1,126 @@
+"""What ``adir-run`` and ``adir-bench`` share: build the objects from the composed config (only what the selected
+methods need, all checked before the first image), run them through one :class:`Runner`, and report: the
+summary of this configuration's rows, grids, the paper's numbers beside ours, the logger."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from adir_exp.cli.config import ConfigError, digest, instantiate_node, resolved, selected
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Experiment:
+    physics: Any
+    prior: Any
+    methods: dict[str, Any]
+    keys: dict[str, str]  # row key per method
+    problem_key: str  # digest of what makes y: task, preprocessing, seed
+    retriever: Any
+    metrics: Any
+    device: Any
+
+
+def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
+    """``preprocessing`` says how ground truths are made from files; it enters the row keys. The caller has
+    validated ``cfg`` (:func:`~adir_exp.cli.config.validate`) before reading any image."""
+    from adir_exp.runtime import resolve_device
+
+    if not cfg.get("methods"):
+        raise ConfigError("no method selected: choose some, e.g. method=gd or method=[bicubic,gd,adir_knn]")
+    device = resolve_device(cfg.device)
+    physics = instantiate_node(cfg.task.physics, "task.physics")
+    methods = {name: instantiate_node(node, f"methods.{name}") for name, node in cfg.methods.items()}
+    needing = [name for name, method in methods.items() if method.needs_retriever]
+    if needing and not cfg.retrieval:
+        raise ConfigError(
+            f"method(s) {', '.join(needing)} adapt on images from a collection: select retrieval=knn (with a "
+            f"built index, docs/retrieval.md) or retrieval=bundled"
+        )
+    prior = instantiate_node(cfg.model, "model").to(device) if any(m.uses_prior for m in methods.values()) else None
+    for name, method in methods.items():
+        try:
+            method.check(prior, physics)
+        except ValueError as error:
+            raise ConfigError(f"methods.{name}: {error}") from error
+    retriever = instantiate_node(cfg.retrieval, "retrieval") if needing else None
+    metrics = instantiate_node(cfg.metrics, "metrics")
+    problem = {"task": resolved(cfg.task), "preprocessing": preprocessing, "seed": cfg.seed}
+    weights = prior.fingerprint() if prior is not None else None
+    keys = {}
+    for name, method in methods.items():
+        settings = {**problem, "method": resolved(cfg.methods[name])}
+        if method.uses_prior:
+            settings |= {"model": resolved(cfg.model), "weights": weights}
+        if method.needs_retriever:
+            settings["retrieval"] = resolved(cfg.retrieval)
+        keys[name] = digest(settings)
+    return Experiment(physics, prior, methods, keys, digest(problem), retriever, metrics, device)
+
+
+def execute(
+    cfg: DictConfig,
+    experiment: Experiment,
+    images: list[tuple[str, Any]],
+    store_dir: Path,
+    report_dir: Path,
+    shard: tuple[int, int] = (0, 1),
+    save_adapters: bool = False,
+    grid_images: int = 4,
+) -> list[dict]:
+    """Run every unfinished pair, then write this configuration's summary and grids into ``report_dir``.
+    Returns the summary table."""
+    from adir_exp.evaluation.results import ResultStore, metric_names, paper_numbers, summarise, write_summary
+    from adir_exp.evaluation.runner import Runner, write_grid
+
+    store = ResultStore(store_dir, shard)
+    runner = Runner(
+        experiment.methods, experiment.keys, experiment.problem_key, experiment.physics, experiment.prior,
+        experiment.metrics, store, store_dir, cfg.seed, experiment.device, cfg.task.name,
+        retriever=experiment.retriever, save_adapters=save_adapters,
+    )
+    report = runner.run(images)
+    log.info("%d new rows, %d already done in %s%s", report.written, report.already_done, store_dir,
+             f", {report.busy} being computed by another process" if report.busy else "")
+    current = [r for r in store.rows() if experiment.keys.get(r["method"]) == r.get("key")]
+    order = list(experiment.methods)
+    current.sort(key=lambda r: order.index(r["method"]))
+    metrics = metric_names(current)
+    table = summarise(current, metrics, paper_numbers(selected(cfg, "experiment_name")))
+    _, summary_md = write_summary(table, metrics, report_dir)
+    grids = [
+        path for image_id, _ in images[:grid_images]
+        if (path := write_grid(store_dir, image_id, experiment.problem_key, experiment.keys,
+                               report_dir / "grids" / f"{image_id}.png"))
+    ]
+    log_to_logger(instantiate_node(cfg.logger, "logger"), report_dir, table, grids, resolved(cfg))
+    print(f"\n{summary_md.read_text()}\nsummary: {summary_md}\nrows and images: {store_dir}")
+    if grids:
+        print(f"grids ({' | '.join(['GT', 'y', *order])}): {', '.join(str(g) for g in grids)}")
+    return table
+
+
+def log_to_logger(logger: Any, report_dir: Path, table: list[dict], grids: list[Path], config: dict) -> None:
+    """Send the summary and grids to the configured logger; local files are already written, so failures only warn."""
+    try:
+        logger.log_hyperparams(config)
+        if hasattr(logger, "log_table") and table:
+            columns = list(table[0])
+            logger.log_table(key="summary", columns=columns, data=[[row[c] for c in columns] for row in table])
+        if hasattr(logger, "log_image") and grids:
+            logger.log_image(key="grids", images=[str(g) for g in grids], caption=[g.stem for g in grids])
+        for row in table:
+            logger.log_metrics({f"{row['method']}/{k}": v for k, v in row.items() if k.endswith("_mean")})
+        logger.finalize("success")
+        experiment = getattr(logger, "experiment", None)
+        if experiment is not None and hasattr(experiment, "finish"):
+            experiment.finish()
+    except Exception as error:  # a broken W&B must never cost the local results
+        log.warning("logger %s failed (%s); local results in %s are complete", type(logger).__name__, error, report_dir)

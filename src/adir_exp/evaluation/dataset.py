@@ -1,0 +1,133 @@
+"""The benchmark's image list: the first N files of a folder (DIV2K validation HR by default), preprocessed.
+
+Each file is one benchmark image, or, with ``preprocess="tiles"``, several: the photo is resized to a short
+side of ``tiles.scale`` and cut into a grid of non-overlapping ``size``×``size`` tiles, of which
+``tiles.per_image`` evenly spread ones are used (ids ``<stem>_t<k>``). That turns a handful of held-out photos
+into enough small test images for a CPU-sized study (the mini-reproduction).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from adir_exp.data.images import IMAGE_SUFFIXES, ImageReadError, center_crop, load_image, resize_short_side
+
+log = logging.getLogger(__name__)
+
+Preprocess = Literal["center_crop", "resize_crop", "tiles"]
+
+
+class DatasetError(FileNotFoundError):
+    """The dataset folder is missing or holds no images."""
+
+
+@dataclass(frozen=True)
+class BenchmarkImage:
+    image_id: str
+    path: Path
+    tile: int | None = None  # which of the file's tiles (preprocess="tiles"), else the whole file
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """``preprocess="tiles"``: resize to short side ``scale``, use ``per_image`` tiles of the size×size grid."""
+
+    scale: int
+    per_image: int
+
+
+def expand_tiles(images: list[BenchmarkImage], per_image: int) -> list[BenchmarkImage]:
+    """One entry per tile, file by file (sharding then spreads a file's tiles over the jobs)."""
+    return [BenchmarkImage(f"{item.image_id}_t{k}", item.path, k) for item in images for k in range(per_image)]
+
+
+def tile_boxes(height: int, width: int, size: int, count: int) -> list[tuple[int, int]]:
+    """(top, left) of ``count`` tiles spread evenly (row-major) over the centred grid of whole size×size tiles."""
+    rows, cols = height // size, width // size
+    if rows * cols < count:
+        raise ValueError(f"a {height}×{width} image holds {rows * cols} tiles of {size}×{size}, {count} requested; "
+                         f"raise benchmark.tiles.scale or lower benchmark.tiles.per_image")
+    top0, left0 = (height - rows * size) // 2, (width - cols * size) // 2
+    picks = [round(i * (rows * cols - 1) / max(1, count - 1)) for i in range(count)]
+    return [(top0 + (p // cols) * size, left0 + (p % cols) * size) for p in picks]
+
+
+def list_images(root: str | Path, first_n: int | None = 50, include: list[str] | None = None) -> list[BenchmarkImage]:
+    """Image files of ``root`` sorted by name (DIV2K: 0801.png … 0900.png), the first ``first_n`` of them (None:
+    all); ``include`` keeps only the named files (stems or names) first."""
+    if first_n is not None and first_n < 1:
+        raise ValueError(f"first_n must be a positive number of images or null (all), got {first_n}")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(
+            f"dataset folder not found: {root}\n  Point benchmark.dataset at a folder of images, e.g. DIV2K's "
+            f"validation HR set (DIV2K_valid_HR, images 0801–0900); this framework never downloads it."
+        )
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if include is not None:
+        missing = set(include) - {p.stem for p in files} - {p.name for p in files}
+        if missing:
+            raise DatasetError(f"benchmark.include names files that are not in {root}: {sorted(missing)}")
+        files = [p for p in files if p.stem in include or p.name in include]
+    if not files:
+        raise DatasetError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
+    return [BenchmarkImage(p.stem, p) for p in files[:first_n]]
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"i/n"`` → (i, n) with 0 ≤ i < n."""
+    try:
+        index, count = (int(v) for v in str(spec).split("/"))
+    except ValueError:
+        index = count = -1
+    if not 0 <= index < count:
+        raise ValueError(f"a shard is 'i/n' with integers 0 ≤ i < n, got {spec!r}")
+    return index, count
+
+
+def shard(images: list[BenchmarkImage], index: int, count: int) -> list[BenchmarkImage]:
+    """Images of shard i of n (every n-th image from the i-th), so shards are balanced and disjoint."""
+    return images[index::count]
+
+
+def prepare(path: Path, size: int | None, mode: Preprocess, tile: int | None = None,
+            tiles: Tiles | None = None) -> torch.Tensor:
+    """Load as RGB [0, 1] and cut a ``size``×``size`` square.
+
+    ``center_crop`` keeps the native resolution (the paper's GD tables crop DIV2K's 2K images); images smaller
+    than ``size`` are first resized so their short side fits. ``resize_crop`` resizes the short side to ``size``
+    first (whole-scene content at lower resolution). ``tiles`` returns tile number ``tile`` (module docstring).
+    """
+    image = load_image(path)
+    if mode == "tiles":
+        if size is None or tile is None or tiles is None:
+            raise ValueError("preprocess=tiles needs benchmark.size, benchmark.tiles and a tiled image list")
+        image = resize_short_side(image, tiles.scale)
+        top, left = tile_boxes(*image.shape[-2:], size, tiles.per_image)[tile]
+        return image[..., top : top + size, left : left + size]
+    if size is None:
+        return image
+    if mode == "resize_crop" or min(image.shape[-2:]) < size:
+        image = resize_short_side(image, size)
+    elif mode != "center_crop":
+        raise ValueError(f"unknown preprocessing {mode!r}; choose center_crop, resize_crop or tiles")
+    return center_crop(image, size)
+
+
+def load_all(
+    images: list[BenchmarkImage], size: int | None, mode: Preprocess, tiles: Tiles | None = None
+) -> tuple[list[tuple[BenchmarkImage, torch.Tensor]], list[tuple[BenchmarkImage, str]]]:
+    """Prepared images, and the (image, reason) pairs that could not be read (reported, skipped, counted)."""
+    loaded, skipped = [], []
+    for item in images:
+        try:
+            loaded.append((item, prepare(item.path, size, mode, item.tile, tiles)))
+        except ImageReadError as error:
+            log.warning("skipping unreadable image %s: %s", item.path, error)
+            skipped.append((item, str(error)))
+    return loaded, skipped

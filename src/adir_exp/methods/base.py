@@ -1,0 +1,45 @@
+"""What a row of a results table is: a method that reconstructs a measured image, given the run's prior."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from adir_exp.operators import Physics
+    from adir_exp.priors.base import Prior
+    from adir_exp.problem import Problem
+    from adir_exp.retrieval.query import Retriever
+
+
+@dataclass
+class Estimate:
+    """A method's reconstruction ([0, 1], CPU) and what else it produced.
+
+    ``adaptation_images``: ids of the images it adapted on (retrieved neighbours, ``A+y``); ``adapter``: the adapted
+    network and its LoRA settings, to save; ``losses``: adaptation loss terms per step; ``snapshots``:
+    reconstructions during adaptation by step.
+    """
+
+    image: torch.Tensor
+    adaptation_images: list[str] = field(default_factory=list)
+    adapter: tuple[torch.nn.Module, dict[str, Any]] | None = None
+    losses: list[dict[str, float]] = field(default_factory=list)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+class Method(ABC):
+    """Reconstructs x from a :class:`~adir_exp.problem.Problem`. ``uses_prior``/``needs_retriever`` let the command
+    build only what the selected methods need, and refuse a method whose retriever is missing before any work."""
+
+    uses_prior = True
+    needs_retriever = False
+
+    @abstractmethod
+    def reconstruct(self, problem: Problem, prior: Prior | None, retriever: Retriever | None = None) -> Estimate: ...
+
+    def check(self, prior: Prior | None, physics: Physics) -> None:
+        """Raise if this method cannot run with ``prior`` on ``physics`` (called before any work)."""
