@@ -1,11 +1,13 @@
-"""Degradation operators (``task`` config group): A, its true adjoint, a pseudo-inverse; noise kept separate."""
+"""Degradation operators (``task`` config group): A, its true adjoint, a pseudo-inverse, an SVD where one exists
+in closed or separable form; noise kept separate."""
 
-from adir_exp.operators.base import LinearOperator, OperatorInputError
+from adir_exp.operators.base import LinearOperator, OperatorInputError, SVDUnavailableError
 from adir_exp.operators.blur import BoxBlur, GaussianBlur
 from adir_exp.operators.colorization import Colorization
 from adir_exp.operators.identity import Identity
 from adir_exp.operators.inpainting import Inpainting
 from adir_exp.operators.noise import GaussianNoise
+from adir_exp.operators.separable import SeparableCorrelation
 from adir_exp.operators.super_resolution import BicubicDownsample
 
 __all__ = [
@@ -18,4 +20,6 @@ __all__ = [
     "Inpainting",
     "LinearOperator",
     "OperatorInputError",
+    "SVDUnavailableError",
+    "SeparableCorrelation",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from adir_exp.operators.convolution import StridedCorrelation
+from adir_exp.operators.separable import SeparableCorrelation
 
 
 def matlab_cubic(x: torch.Tensor) -> torch.Tensor:
@@ -29,7 +29,7 @@ def bicubic_antialias_taps(factor: int) -> torch.Tensor:
     return taps / taps.sum()
 
 
-class BicubicDownsample(StridedCorrelation):
+class BicubicDownsample(SeparableCorrelation):
     """y = (bicubic anti-aliasing filter, then keep every ``factor``-th sample), as DIV2K's LR images were made.
 
     Matches MATLAB ``imresize(x, 1/factor, 'bicubic')`` in floating point, including its boundary rule
@@ -40,5 +40,5 @@ class BicubicDownsample(StridedCorrelation):
         if factor < 1 or int(factor) != factor:
             raise ValueError(f"SR factor must be a positive integer, got {factor}")
         taps = bicubic_antialias_taps(int(factor))
-        super().__init__(torch.outer(taps, taps).float(), stride=int(factor), boundary="symmetric", channels=channels)
+        super().__init__(taps, taps, stride=int(factor), boundary="symmetric", channels=channels)
         self.factor = int(factor)
