@@ -8,7 +8,7 @@ from adir_exp.operators.identity import Identity
 from adir_exp.operators.inpainting import Inpainting
 from adir_exp.operators.noise import GaussianNoise
 from adir_exp.operators.separable import SeparableCorrelation
-from adir_exp.operators.super_resolution import BicubicDownsample
+from adir_exp.operators.super_resolution import BicubicDownsample, bicubic_upsample
 
 __all__ = [
     "BicubicDownsample",
@@ -22,4 +22,5 @@ __all__ = [
     "OperatorInputError",
     "SVDUnavailableError",
     "SeparableCorrelation",
+    "bicubic_upsample",
 ]
