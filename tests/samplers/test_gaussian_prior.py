@@ -16,34 +16,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adir_exp.diffusion import NoiseSchedule
-from adir_exp.models import GaussianPriorDenoiser
 from adir_exp.operators import BicubicDownsample, GaussianNoise, Inpainting
 from adir_exp.samplers import ADIRGuidedSampler, Measurement, UnconditionalSampler
+from tests.samplers.analytic_prior import SHAPE, exact_posterior_mean
 
-SHAPE = (3, 16, 16)
 SAMPLES = 512
-
-
-@pytest.fixture(scope="module")
-def prior():
-    generator = torch.Generator().manual_seed(0)
-    mean = 0.4 * torch.rand(SHAPE, generator=generator) - 0.2
-    std = 0.15 + 0.2 * torch.rand(SHAPE, generator=generator)
-    truth = mean + std * torch.randn(SHAPE, generator=generator)
-    schedule = NoiseSchedule()
-    return mean, std, truth, schedule, GaussianPriorDenoiser(mean, std, schedule), generator
-
-
-def exact_posterior_mean(operator, y, mean, std, sigma) -> torch.Tensor:
-    n = mean.numel()
-    basis = torch.eye(n, dtype=torch.float64).reshape(n, *SHAPE)
-    matrix = operator.double().A(basis).reshape(n, -1).T
-    operator.float()
-    prior_cov = torch.diag(std.double().flatten() ** 2)
-    gram = matrix @ prior_cov @ matrix.T + sigma**2 * torch.eye(matrix.shape[0], dtype=torch.float64)
-    residual = y.double().flatten() - matrix @ mean.double().flatten()
-    return (mean.double().flatten() + prior_cov @ matrix.T @ torch.linalg.solve(gram, residual)).reshape(SHAPE).float()
 
 
 @pytest.mark.parametrize(
