@@ -58,7 +58,7 @@ def dense(request):
 
 
 def test_singular_vectors_are_orthonormal(dense) -> None:
-    _, _, _, matrix, u, v, _ = dense
+    _, _, _, _, u, v, _ = dense
     torch.testing.assert_close(u.T @ u, torch.eye(u.shape[1], dtype=torch.float64), atol=1e-10, rtol=0)
     torch.testing.assert_close(v.T @ v, torch.eye(v.shape[1], dtype=torch.float64), atol=1e-10, rtol=0)
 

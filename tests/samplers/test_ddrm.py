@@ -61,7 +61,7 @@ def test_ddrm_mean_approaches_exact_posterior_mean(prior, name, sigma, tolerance
 @pytest.mark.parametrize("name", ["sr2", "inpainting"])
 def test_noise_free_ddrm_reproduces_the_measurement(prior, name) -> None:
     """σ_y = 0: A x̂ = y up to the last step's denoising of noise σ_t ≈ 0.01 (measured RMSE 0.004 / 0.007)."""
-    mean, std, truth, schedule, denoiser, _ = prior
+    _, _, truth, schedule, denoiser, _ = prior
     operator = operators()[name]
     y = operator.A(truth[None]).expand(64, -1, -1, -1).contiguous()
     shape = tuple(y.shape[:1]) + SHAPE

@@ -28,8 +28,8 @@ class BoxBlur(Blur):
 
 
 def gaussian_taps(sigma: float, size: int | None = None) -> torch.Tensor:
-    """Normalised 1-D Gaussian (the isotropic kernel is their outer product); the default size 2·⌈3σ⌉+1 keeps
-    99.7 % of the mass per axis."""
+    """Normalised 1-D Gaussian taps (the isotropic 2-D kernel is their outer product with themselves); the default
+    size 2·⌈3σ⌉+1 keeps 99.7 % of the mass per axis."""
     if sigma <= 0:
         raise ValueError(f"blur sigma must be positive, got {sigma}")
     size = size or 2 * math.ceil(3 * sigma) + 1
