@@ -7,7 +7,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from adir_exp.operators import BoxBlur, GaussianBlur, Inpainting
+from adir_exp.operators import BoxBlur, GaussianBlur, Inpainting, SeparableCorrelation
 from adir_exp.operators.convolution import StridedCorrelation
 from adir_exp.cli.config import CONF_DIR
 
@@ -40,6 +40,13 @@ def test_strided_correlation_adjoint_for_every_boundary(boundary, stride) -> Non
     assert_adjoint(operator, shape=(1, 3, 12 * stride, 9 * stride))
 
 
+@pytest.mark.parametrize("boundary", ["symmetric", "reflect", "circular", "replicate"])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_separable_correlation_adjoint_for_every_boundary(boundary, stride) -> None:
+    operator = SeparableCorrelation(torch.rand(stride + 4), torch.rand(stride + 2), stride=stride, boundary=boundary)
+    assert_adjoint(operator.double(), shape=(1, 3, 12 * stride, 9 * stride))
+
+
 def test_random_inpainting_mask_is_adjoint_and_reproducible() -> None:
     a, b = Inpainting(mask="random", fraction=0.3, seed=4), Inpainting(mask="random", fraction=0.3, seed=4)
     assert torch.equal(a.mask_for(16, 16), b.mask_for(16, 16))
@@ -48,9 +55,9 @@ def test_random_inpainting_mask_is_adjoint_and_reproducible() -> None:
 
 
 def test_blur_kernels_are_normalised() -> None:
-    assert torch.isclose(BoxBlur(5).weight[0].sum(), torch.tensor(1.0))
+    assert torch.isclose(BoxBlur(5).kernel.sum(), torch.tensor(1.0, dtype=torch.float64))
     gaussian = GaussianBlur(2.0)
-    assert gaussian.weight.shape[-1] == 13
-    assert torch.isclose(gaussian.weight[0].sum(), torch.tensor(1.0))
+    assert gaussian.kernel.shape == (13, 13)
+    assert torch.isclose(gaussian.kernel.sum(), torch.tensor(1.0, dtype=torch.float64))
     constant = torch.full((1, 3, 20, 20), 0.7)
     assert torch.allclose(gaussian.A(constant), constant, atol=1e-6)

@@ -8,24 +8,28 @@ import numpy as np
 import pytest
 import torch
 
-from adir_exp.operators import BicubicDownsample, OperatorInputError
+from adir_exp.operators import BicubicDownsample, OperatorInputError, bicubic_upsample
 
 
 def matlab_contributions(in_length: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """imresize.m's ``contributions`` for the bicubic kernel with antialiasing (scale < 1), 1-based indices."""
+    """imresize.m's ``contributions`` for the bicubic kernel, 1-based indices; antialiasing (a kernel stretched by
+    1/scale) only when shrinking, as MATLAB's default."""
 
     def cubic(x):
         ax = np.abs(x)
         return (1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1) + (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
 
+    if scale < 1:
+        kernel, kernel_width = (lambda d: scale * cubic(scale * d)), 4.0 / scale
+    else:
+        kernel, kernel_width = cubic, 4.0
     out_length = math.ceil(in_length * scale)
-    kernel_width = 4.0 / scale
     x = np.arange(1, out_length + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1 - 1 / scale)
     left = np.floor(u - kernel_width / 2)
     p = math.ceil(kernel_width) + 2
     indices = left[:, None] + np.arange(p)[None, :]
-    weights = scale * cubic(scale * (u[:, None] - indices))
+    weights = kernel(u[:, None] - indices)
     weights = weights / weights.sum(axis=1, keepdims=True)
     aux = np.concatenate([np.arange(1, in_length + 1), np.arange(in_length, 0, -1)])
     indices = aux[np.mod(indices - 1, len(aux)).astype(int)]
@@ -33,11 +37,11 @@ def matlab_contributions(in_length: int, scale: float) -> tuple[np.ndarray, np.n
     return weights[:, keep], indices[:, keep]
 
 
-def matlab_imresize_down(image: np.ndarray, factor: int) -> np.ndarray:
+def matlab_imresize(image: np.ndarray, scale: float) -> np.ndarray:
     """Resize rows then columns (a separable filter: order does not matter in floating point)."""
     out = image
     for axis in (0, 1):
-        weights, indices = matlab_contributions(out.shape[axis], 1.0 / factor)
+        weights, indices = matlab_contributions(out.shape[axis], scale)
         moved = np.moveaxis(out, axis, 0)
         gathered = moved[indices - 1]  # (out_len, taps, ...)
         resized = np.einsum("ot,ot...->o...", weights, gathered)
@@ -49,11 +53,34 @@ def matlab_imresize_down(image: np.ndarray, factor: int) -> np.ndarray:
 def test_matches_matlab_imresize(factor) -> None:
     rng = np.random.default_rng(factor)
     image = rng.random((24 * factor // 2, 16 * factor // 2, 3))
-    expected = matlab_imresize_down(image, factor)
+    expected = matlab_imresize(image, 1.0 / factor)
     x = torch.from_numpy(image).permute(2, 0, 1)[None]
     got = BicubicDownsample(factor).double().A(x)[0].permute(1, 2, 0).numpy()
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 8])
+@pytest.mark.parametrize("size", [(5, 7), (1, 3), (16, 12)])
+def test_upsampling_matches_matlab_imresize(factor, size) -> None:
+    rng = np.random.default_rng(factor)
+    image = rng.random((*size, 3))
+    expected = matlab_imresize(image, float(factor))
+    y = torch.from_numpy(image).permute(2, 0, 1)[None]
+    got = bicubic_upsample(y, factor)[0].permute(1, 2, 0).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_operator_upsampling_is_the_matlab_bicubic_of_its_factor() -> None:
+    operator = BicubicDownsample(4)
+    y = torch.rand(2, 3, 6, 5)
+    assert operator.upsample(y).shape == (2, 3, 24, 20)
+    assert torch.equal(operator.upsample(y), bicubic_upsample(y, 4))
+    constant = torch.full((1, 3, 4, 4), 0.3)
+    torch.testing.assert_close(operator.upsample(constant), torch.full((1, 3, 16, 16), 0.3))
+    with pytest.raises(OperatorInputError, match="measurement has shape"):
+        operator.upsample(torch.rand(1, 1, 4, 4))
 
 
 def test_size_not_divisible_by_factor_is_a_clear_error() -> None:

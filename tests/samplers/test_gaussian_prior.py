@@ -9,6 +9,12 @@ exact conditional score), so its sample mean is not expected to equal the poster
 ‖mean − E[x|y]‖ ≤ 0.45·‖m − E[x|y]‖ for ×2 SR (measured 0.30) and ≤ 0.25· for 50 % random inpainting (measured
 0.15). Monte-Carlo error of a 512-sample mean is about 0.1 of that gap here, so the bounds are not met by chance,
 and an unguided sampler (ratio ≈ 1) or a wrong-sign/adjoint bug fails them.
+
+Guidance directions: ``scaled_adjoint`` is the adjoint times a constant here (4 for ×2 SR, 1 for inpainting), so
+it is this test at scale 10/4 (checked sample for sample in test_adir_guidance.py). ``pinv`` corrects every
+measured direction at rate 1, 4–15× the adjoint's for ×2 SR (AᵀA's eigenvalues lie in [0.07, 0.25]): at s = 10
+it overshoots towards y (ratio 0.66); at s = 2.5 it passes the same ×2 SR bound (measured 0.18). For inpainting
+all three directions are the same (Aᵀ = A⁺ = A).
 """
 
 from __future__ import annotations
@@ -16,34 +22,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adir_exp.diffusion import NoiseSchedule
-from adir_exp.models import GaussianPriorDenoiser
 from adir_exp.operators import BicubicDownsample, GaussianNoise, Inpainting
 from adir_exp.samplers import ADIRGuidedSampler, Measurement, UnconditionalSampler
+from tests.samplers.analytic_prior import SHAPE, exact_posterior_mean
 
-SHAPE = (3, 16, 16)
 SAMPLES = 512
-
-
-@pytest.fixture(scope="module")
-def prior():
-    generator = torch.Generator().manual_seed(0)
-    mean = 0.4 * torch.rand(SHAPE, generator=generator) - 0.2
-    std = 0.15 + 0.2 * torch.rand(SHAPE, generator=generator)
-    truth = mean + std * torch.randn(SHAPE, generator=generator)
-    schedule = NoiseSchedule()
-    return mean, std, truth, schedule, GaussianPriorDenoiser(mean, std, schedule), generator
-
-
-def exact_posterior_mean(operator, y, mean, std, sigma) -> torch.Tensor:
-    n = mean.numel()
-    basis = torch.eye(n, dtype=torch.float64).reshape(n, *SHAPE)
-    matrix = operator.double().A(basis).reshape(n, -1).T
-    operator.float()
-    prior_cov = torch.diag(std.double().flatten() ** 2)
-    gram = matrix @ prior_cov @ matrix.T + sigma**2 * torch.eye(matrix.shape[0], dtype=torch.float64)
-    residual = y.double().flatten() - matrix @ mean.double().flatten()
-    return (mean.double().flatten() + prior_cov @ matrix.T @ torch.linalg.solve(gram, residual)).reshape(SHAPE).float()
 
 
 @pytest.mark.parametrize(
@@ -63,6 +46,19 @@ def test_guided_mean_approaches_exact_posterior_mean(prior, operator, tolerance)
     ratio = (samples.mean(0) - target).norm() / (mean - target).norm()
     assert ratio <= tolerance, f"guided mean is {ratio:.3f} of the prior-to-posterior distance away"
 
+
+def test_pinv_guided_mean_approaches_exact_posterior_mean(prior) -> None:
+    mean, std, truth, schedule, denoiser, _ = prior
+    operator, noise = BicubicDownsample(2), GaussianNoise(sigma=10)
+    y = noise(operator.A(truth[None]), generator=torch.Generator().manual_seed(5))
+    target = exact_posterior_mean(operator, y[0], mean, std, noise.std)
+    batch = Measurement(y.expand(SAMPLES, -1, -1, -1).contiguous(), operator)
+    guided = ADIRGuidedSampler(
+        denoiser, schedule, num_steps=250, guidance_scale=2.5, guidance="pinv", clip_denoised=False, progress=False
+    )
+    samples = guided.sample((SAMPLES, *SHAPE), batch, generator=torch.Generator().manual_seed(1))
+    ratio = (samples.mean(0) - target).norm() / (mean - target).norm()
+    assert ratio <= 0.45, f"pinv-guided mean is {ratio:.3f} of the prior-to-posterior distance away"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import torch
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models import DenoiserOutput, GaussianPriorDenoiser
 from adir_exp.operators import BicubicDownsample, OperatorInputError
-from adir_exp.samplers import ADIRGuidedSampler, DPSSampler, Measurement, NonFiniteSampleError, UnconditionalSampler
+from adir_exp.samplers import ADIRGuidedSampler, DDRMSampler, DPSSampler, Measurement, NonFiniteSampleError, UnconditionalSampler
 
 SHAPE = (2, 3, 8, 8)
 
@@ -24,23 +24,26 @@ def measurement() -> Measurement:
     return Measurement(operator.A(torch.rand(SHAPE) * 2 - 1), operator)
 
 
-@pytest.mark.parametrize("sampler_cls", [UnconditionalSampler, ADIRGuidedSampler, DPSSampler])
+@pytest.mark.parametrize("sampler_cls", [UnconditionalSampler, ADIRGuidedSampler, DPSSampler, DDRMSampler])
 def test_same_seed_same_sample(sampler_cls, denoiser, measurement) -> None:
     sampler = sampler_cls(denoiser, NoiseSchedule(), num_steps=20, progress=False)
     a = sampler.sample(SHAPE, measurement, generator=torch.Generator().manual_seed(3))
     b = sampler.sample(SHAPE, measurement, generator=torch.Generator().manual_seed(3))
     c = sampler.sample(SHAPE, measurement, generator=torch.Generator().manual_seed(4))
+    assert a.shape == SHAPE
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 
 
-def test_guided_sampler_needs_a_measurement(denoiser) -> None:
+@pytest.mark.parametrize("sampler_cls", [ADIRGuidedSampler, DPSSampler, DDRMSampler])
+def test_conditional_samplers_need_a_measurement(sampler_cls, denoiser) -> None:
     with pytest.raises(ValueError, match="needs a measurement"):
-        ADIRGuidedSampler(denoiser, NoiseSchedule(), num_steps=5, progress=False).sample(SHAPE)
+        sampler_cls(denoiser, NoiseSchedule(), num_steps=5, progress=False).sample(SHAPE)
 
 
-def test_measurement_shape_must_match_the_operator(denoiser) -> None:
-    sampler = ADIRGuidedSampler(denoiser, NoiseSchedule(), num_steps=5, progress=False)
+@pytest.mark.parametrize("sampler_cls", [ADIRGuidedSampler, DDRMSampler])
+def test_measurement_shape_must_match_the_operator(sampler_cls, denoiser) -> None:
+    sampler = sampler_cls(denoiser, NoiseSchedule(), num_steps=5, progress=False)
     wrong = Measurement(torch.zeros(2, 3, 8, 8), BicubicDownsample(2))
     with pytest.raises(OperatorInputError, match="give measurements of shape"):
         sampler.sample(SHAPE, wrong)

@@ -6,12 +6,12 @@ import math
 
 import torch
 
-from adir_exp.operators.convolution import StridedCorrelation
 from adir_exp.operators.padding import BoundaryMode
+from adir_exp.operators.separable import SeparableCorrelation
 
 
-class Blur(StridedCorrelation):
-    """Same-size blur: y is itself a (blurred) image, so it is its own image-space view."""
+class Blur(SeparableCorrelation):
+    """Same-size blur with a separable kernel: y is itself a (blurred) image, so it is its own image-space view."""
 
     def y_as_image(self, y: torch.Tensor) -> torch.Tensor:
         return y
@@ -23,11 +23,13 @@ class BoxBlur(Blur):
     def __init__(self, size: int = 5, boundary: BoundaryMode = "reflect", channels: int = 3):
         if size < 1 or size % 2 == 0:
             raise ValueError(f"box size must be a positive odd integer, got {size}")
-        super().__init__(torch.full((size, size), 1.0 / size**2), stride=1, boundary=boundary, channels=channels)
+        taps = torch.full((size,), 1.0 / size, dtype=torch.float64)
+        super().__init__(taps, taps, stride=1, boundary=boundary, channels=channels)
 
 
-def gaussian_kernel(sigma: float, size: int | None = None) -> torch.Tensor:
-    """Normalised isotropic Gaussian; the default size 2·⌈3σ⌉+1 keeps 99.7 % of the mass per axis."""
+def gaussian_taps(sigma: float, size: int | None = None) -> torch.Tensor:
+    """Normalised 1-D Gaussian taps (the isotropic 2-D kernel is their outer product with themselves); the default
+    size 2·⌈3σ⌉+1 keeps 99.7 % of the mass per axis."""
     if sigma <= 0:
         raise ValueError(f"blur sigma must be positive, got {sigma}")
     size = size or 2 * math.ceil(3 * sigma) + 1
@@ -35,13 +37,13 @@ def gaussian_kernel(sigma: float, size: int | None = None) -> torch.Tensor:
         raise ValueError(f"Gaussian kernel size must be odd, got {size}")
     axis = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     taps = torch.exp(-(axis**2) / (2 * sigma**2))
-    kernel = torch.outer(taps, taps)
-    return (kernel / kernel.sum()).float()
+    return taps / taps.sum()
 
 
 class GaussianBlur(Blur):
     """Gaussian blur with standard deviation ``sigma`` pixels (the paper uses σ_blur = 2)."""
 
     def __init__(self, sigma: float = 2.0, size: int | None = None, boundary: BoundaryMode = "reflect", channels: int = 3):
-        super().__init__(gaussian_kernel(sigma, size), stride=1, boundary=boundary, channels=channels)
+        taps = gaussian_taps(sigma, size)
+        super().__init__(taps, taps, stride=1, boundary=boundary, channels=channels)
         self.sigma = sigma

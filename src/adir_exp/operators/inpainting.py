@@ -30,10 +30,15 @@ def random_pixel_mask(height: int, width: int, fraction: float, seed: int) -> to
 class Inpainting(LinearOperator):
     """y = m ⊙ x with a 0/1 mask m shared by all channels; A is an orthogonal projection, so Aᵀ = A⁺ = A.
 
+    SVD: U = V = the permutation that puts the kept pixels first (in (C, H, W) order), then the lost ones;
+    Σ is 1 on the kept pixels and 0 on the lost ones (y keeps the image's shape, so m = n).
+
     ``mask`` selects the mask: ``box`` (centred hole, ``fraction`` of each side), ``random`` (``fraction`` of
     pixels dropped, ``seed``) or ``file`` (``path`` to a greyscale image, white = kept). The mask is built for each
     image size on first use.
     """
+
+    supports_svd = True
 
     def __init__(
         self,
@@ -51,6 +56,7 @@ class Inpainting(LinearOperator):
         self.mask_kind, self.fraction, self.seed, self.path = mask, fraction, seed, path
         self.in_channels = channels
         self._masks: dict[tuple[int, int], torch.Tensor] = {}
+        self._orders: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, int]] = {}
 
     def mask_for(self, height: int, width: int) -> torch.Tensor:
         key = (height, width)
@@ -80,3 +86,35 @@ class Inpainting(LinearOperator):
 
     def A_pinv(self, y: torch.Tensor, **_: object) -> torch.Tensor:
         return self.A_adjoint(y)
+
+    # --- SVD: a permutation ---
+
+    def _order(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Flat (C, H, W) positions of the kept pixels then the lost ones, the inverse permutation, #kept."""
+        key = (height, width)
+        if key not in self._orders:
+            kept = (self.mask_for(height, width) > 0.5).expand(self.in_channels, height, width).flatten()
+            order = torch.cat([kept.nonzero()[:, 0], (~kept).nonzero()[:, 0]])
+            self._orders[key] = (order, torch.argsort(order), int(kept.sum()))
+        return self._orders[key]
+
+    def _permute(self, z: torch.Tensor, inverse: bool) -> torch.Tensor:
+        order = self._order(z.shape[-2], z.shape[-1])[int(inverse)].to(z.device)
+        return z.reshape(z.shape[0], -1)[:, order].reshape(z.shape)
+
+    def _V_adjoint(self, x: torch.Tensor) -> torch.Tensor:
+        return self._permute(x, inverse=False)
+
+    def _V(self, z: torch.Tensor) -> torch.Tensor:
+        return self._permute(z, inverse=True)
+
+    def _U_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self._permute(y, inverse=False)
+
+    def _U(self, z: torch.Tensor) -> torch.Tensor:
+        return self._permute(z, inverse=True)
+
+    def _singular_values(self, channels: int, height: int, width: int) -> torch.Tensor:
+        values = torch.zeros(channels * height * width, dtype=torch.float64)
+        values[: self._order(height, width)[2]] = 1.0
+        return values.reshape(channels, height, width)

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
 from adir_exp.paths import ASSETS_DIR, configure_environment
 
@@ -46,7 +45,7 @@ def run_check(checkpoint: Path | None, size: int, steps: int, scales: Sequence[f
     truth = torch.cat([prepare(p, size, "resize_crop") for p in files])
     operator = BicubicDownsample(4)
     y = operator.A(to_model_range(truth))  # noiseless: GaussianNoise(0)
-    bicubic = F.interpolate(to_image_range(y), scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    bicubic = to_image_range(operator.upsample(y))  # MATLAB imresize bicubic, as the benchmark's baseline
     schedule = NoiseSchedule()
     pixels = torch.cat([to_model_range(load_image(p)).flatten(2) for p in sorted(CONTROL_DIR.glob("*.png"))], 2)
     priors = {
