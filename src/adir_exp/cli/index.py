@@ -39,11 +39,16 @@ def _config(name: str, folder: Path, kind: str):
 
 
 def _encoder(args: argparse.Namespace):
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     config = OmegaConf.merge(_config(args.encoder, ENCODER_DIR, "encoder"), OmegaConf.from_dotlist(args.encoder_set))
-    return instantiate(config)
+    try:
+        return instantiate(config)
+    except InstantiationException as error:
+        # Hydra wraps the encoder's own error (missing weights, a refused checkpoint); report that one
+        raise error.__cause__ or error from None
 
 
 def _retriever(args: argparse.Namespace, k: int):
