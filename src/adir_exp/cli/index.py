@@ -55,7 +55,9 @@ def _retriever(args: argparse.Namespace, k: int):
     from adir_exp.retrieval.query import LeakageGuard, Retriever
 
     guard = LeakageGuard(enabled=not args.no_guard, threshold=args.threshold)
-    return Retriever(args.index, _encoder(args), k=k, leakage_guard=guard, device=args.device)
+    return Retriever(
+        args.index, _encoder(args), k=k, leakage_guard=guard, device=args.device, index_device=args.index_device
+    )
 
 
 def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
@@ -159,6 +161,9 @@ def _add_encoder_args(parser: argparse.ArgumentParser) -> None:
 def _add_query_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--index", required=True, help="index directory written by `adir-index build`")
     parser.add_argument("--device", default="cpu", help="device of the encoder (cpu, cuda)")
+    parser.add_argument(
+        "--index-device", default="cpu", help="where FAISS searches: cpu, cuda or cuda:N (GPU: the [gpu] extra)"
+    )
     parser.add_argument(
         "--threshold",
         type=float,
