@@ -34,7 +34,9 @@ from torch import nn
 
 from adir_exp.paths import weights_dir
 from adir_exp.retrieval.preprocess import Preprocess
-from adir_exp.retrieval.torchscript import CheckpointError, is_torchscript_archive, read_torchscript_tensors
+from adir_exp.retrieval.torchscript import is_torchscript_archive, read_torchscript_tensors
+from adir_exp.weights import CheckpointError
+from adir_exp.weights.loading import unsafe_checkpoint
 
 
 class TextNotSupportedError(ValueError):
@@ -271,12 +273,7 @@ class OpenClipEncoder(ImageEncoder):
                 model_name, pretrained=str(weights), force_quick_gelu=quick_gelu, weights_only=True
             )
         except pickle.UnpicklingError as error:
-            # torch's message suggests weights_only=False or allowlisting, which is what must not happen here
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-            raise CheckpointError(
-                f"{weights} holds Python objects besides tensors{f' ({found[1]})' if found else ''}, which could "
-                "run code when unpickled; refusing to load it. Save the model's state_dict, or use .safetensors."
-            ) from error
+            raise unsafe_checkpoint(weights, error) from error
 
     @staticmethod
     def _from_torchscript(model_name: str, weights: Path) -> nn.Module:

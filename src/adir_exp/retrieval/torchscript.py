@@ -21,9 +21,7 @@ from typing import Any
 
 import torch
 
-
-class CheckpointError(ValueError):
-    """A weight file holds something other than the weights asked for; the message names the file."""
+from adir_exp.weights import CheckpointError
 
 
 def is_torchscript_archive(path: str | Path) -> bool:
