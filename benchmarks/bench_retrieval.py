@@ -2,6 +2,7 @@
 
     python benchmarks/bench_retrieval.py                      # full run (~20 min on 2 busy cores, ~8 GB RAM)
     python benchmarks/bench_retrieval.py --n 100000 --images 64 --skip-isotropic   # quick smoke run
+    python benchmarks/bench_retrieval.py --gpu --skip-isotropic --skip-ivfpq --skip-throughput   # GPU vs CPU
 
 What is measured, on what:
 
@@ -12,7 +13,10 @@ What is measured, on what:
   cluster, ≈ 0 across), a stand-in for image embeddings, whose neighbourhoods are clustered too. Recall@20 is
   |IVF-PQ top-20 ∩ exact top-20| / 20 over held-out queries drawn from the same mixture. ``isotropic`` =
   normalised Gaussian noise, the worst case for any partitioning index (no structure to exploit), reported for
-  contrast. IVF-PQ is shown with and without exact re-ranking (``refine``) of its candidates.
+  contrast. IVF-PQ is shown with and without exact re-ranking (``refine``) of its candidates. Exact search is
+  also timed on a batch of all the queries at once (time per query). ``--gpu`` adds the same exact-search rows
+  with the index on the GPU(s) (``EmbeddingIndex(device="cuda")``; needs faiss-gpu, the ``[gpu]`` extra); their
+  recall against the CPU result is measured, not assumed (fp32 sums in another order can swap near-ties).
 * Throughput: JPEG photos (crops of scikit-image's samples, 640 × 480) through the whole build pipeline
   (file reading, JPEG decoding and preprocessing in DataLoader workers, Lightning predict loop, shard writing)
   against ``encode_images`` alone on the same images already preprocessed in memory, same batch size.
@@ -86,12 +90,27 @@ def latency_ms(index: EmbeddingIndex, queries: np.ndarray) -> tuple[float, float
     return 1e3 * float(np.mean(times)), 1e3 * float(np.percentile(times, 95)), np.array(rows)
 
 
+def batch_ms(index: EmbeddingIndex, queries: np.ndarray) -> float:
+    """Time per query when all queries go in one call (the GPU's strength)."""
+    index.search(queries[:1], K)  # warm-up
+    started = time.perf_counter()
+    index.search(queries, K)
+    return 1e3 * (time.perf_counter() - started) / len(queries)
+
+
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]))
 
 
 def bench_search(
-    name: str, vectors: np.ndarray, queries: np.ndarray, config: IndexConfig, workdir: Path, exact_queries: int
+    name: str,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    config: IndexConfig,
+    workdir: Path,
+    exact_queries: int,
+    gpu: bool = False,
+    ivfpq: bool = True,
 ) -> list[dict]:
     rows = []
     units = write_vector_shards(vectors, workdir / "shards")
@@ -112,7 +131,38 @@ def bench_search(
         label = f"exact IndexFlatIP ({threads} faiss thread{'s' if threads > 1 else ''})"
         rows.append({"data": name, "index": label, "ms_mean": mean, "ms_p95": p95, "recall@20": 1.0})
     faiss.omp_set_num_threads(default_threads)
+    label = f"exact IndexFlatIP, batch of {len(queries)}"
+    rows.append({"data": name, "index": label, "ms_mean": batch_ms(flat, queries), "ms_p95": None, "recall@20": 1.0})
     del flat
+    if gpu:
+        on_gpu = EmbeddingIndex(flat_dir, device="cuda")
+        where = f"{faiss.get_num_gpus()} GPU{'s' if faiss.get_num_gpus() > 1 else ''}"
+        mean, p95, found = latency_ms(on_gpu, queries[:exact_queries])
+        rows.append(
+            {
+                "data": name,
+                "index": f"exact IndexFlatIP on {where}",
+                "ms_mean": mean,
+                "ms_p95": p95,
+                "recall@20": recall(found, truth[:exact_queries]),
+            }
+        )
+        found = on_gpu.search(queries, K)[1]
+        label = f"exact IndexFlatIP on {where}, batch of {len(queries)}"
+        rows.append(
+            {
+                "data": name,
+                "index": label,
+                "ms_mean": batch_ms(on_gpu, queries),
+                "ms_p95": None,
+                "recall@20": recall(found, truth),
+            }
+        )
+        del on_gpu
+    if not ivfpq:
+        shutil.rmtree(workdir / "shards")
+        shutil.rmtree(flat_dir)
+        return rows
 
     started = time.perf_counter()
     assemble_index(workdir / "shards", range(units), ivf_dir, "bench", dim, config, name)
@@ -234,9 +284,14 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="DataLoader worker counts to measure")
     parser.add_argument("--skip-isotropic", action="store_true")
     parser.add_argument("--skip-search", action="store_true", help="only the throughput measurement")
+    parser.add_argument("--skip-ivfpq", action="store_true", help="search: exact index only")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the search measurement")
+    parser.add_argument("--gpu", action="store_true", help="also time exact search on the GPU(s) (faiss-gpu)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--workdir", help="scratch folder (default: a temporary one, removed afterwards)")
     args = parser.parse_args()
+    if args.gpu and faiss.get_num_gpus() == 0:
+        parser.error(f"--gpu: FAISS {faiss.__version__} ({faiss.__file__}) has no GPU support or sees no GPU")
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_retrieval_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -255,27 +310,32 @@ def main() -> None:
             vectors = make(args.n + args.queries)
             queries, vectors = vectors[: args.queries].copy(), vectors[args.queries :]
             (workdir / name).mkdir()
-            search_rows += bench_search(name, vectors, queries, config, workdir / name, args.exact_queries)
+            search_rows += bench_search(
+                name, vectors, queries, config, workdir / name, args.exact_queries, args.gpu, not args.skip_ivfpq
+            )
             del vectors
         workers = [int(w) for w in args.workers.split(",")]
-        throughput_rows = bench_throughput(args.images, args.batch_size, workers, args.repeats, workdir)
+        throughput_rows = (
+            []
+            if args.skip_throughput
+            else bench_throughput(args.images, args.batch_size, workers, args.repeats, workdir)
+        )
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
     if search_rows:
-        print(f"\nSearch, {args.n} x {args.dim} float32, k = {K}, one query at a time")
-        print(f"{'data':<10} {'index':<44} {'mean ms':>8} {'p95 ms':>8} {'recall@20':>10}")
+        print(f"\nSearch, {args.n} x {args.dim} float32, k = {K}, one query at a time unless batched (ms per query)")
+        print(f"{'data':<10} {'index':<48} {'mean ms':>8} {'p95 ms':>8} {'recall@20':>10}")
     for row in search_rows:
-        print(
-            f"{row['data']:<10} {row['index']:<44} {row['ms_mean']:>8.2f} {row['ms_p95']:>8.2f} "
-            f"{row['recall@20']:>10.3f}"
-        )
+        p95 = "-" if row["ms_p95"] is None else f"{row['ms_p95']:.2f}"
+        print(f"{row['data']:<10} {row['index']:<48} {row['ms_mean']:>8.2f} {p95:>8} {row['recall@20']:>10.3f}")
     for row in [row for row in search_rows if "build_s" in row][::2]:
         print(f"IVF-PQ build ({row['data']}): train on {config.train_size} + add {args.n}: {row['build_s']:.0f} s")
-    print(f"\nEmbedding throughput, EfficientNet-Lite0 @224, {args.images} JPEG photos 640x480, CPU")
-    print(f"{'pipeline':<38} {'img/s':>7} {'vs forward (paired, range)':>27} {'CPU s/img':>10}")
+    if throughput_rows:
+        print(f"\nEmbedding throughput, EfficientNet-Lite0 @224, {args.images} JPEG photos 640x480, CPU")
+        print(f"{'pipeline':<38} {'img/s':>7} {'vs forward (paired, range)':>27} {'CPU s/img':>10}")
     for row in throughput_rows:
         low, high = row["ratio_range"]
         paired = f"{row['ratio']:.0%} ({low:.0%}-{high:.0%})"

@@ -1,5 +1,4 @@
 import os
-import warnings
 
 import pytest
 import torch
@@ -82,25 +81,6 @@ def test_open_clip_local_checkpoint_is_fingerprinted_by_content(tiny_clip, tiny_
     assert "sha256-" in loaded.name
     x = torch.stack([tiny_clip.preprocess(torch.rand(3, 32, 32))])
     torch.testing.assert_close(loaded.encode_images(x), tiny_clip.encode_images(x))
-
-
-def test_torchscript_checkpoints_are_loaded_without_weights_only(tiny_clip_config, tmp_path, monkeypatch):
-    """OpenAI ships CLIP as TorchScript archives, which torch.load refuses under weights_only=True."""
-    import open_clip
-
-    scripted, plain = tmp_path / "jit.pt", tmp_path / "state.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated, OpenAI's files are not
-        torch.jit.script(torch.nn.Linear(2, 2)).save(str(scripted))
-    torch.save(torch.nn.Linear(2, 2).state_dict(), plain)
-    assert is_torchscript_archive(scripted) and not is_torchscript_archive(plain)
-
-    calls = []
-    real = open_clip.create_model
-    monkeypatch.setattr(open_clip, "create_model", lambda *a, **kw: calls.append(kw) or real("tiny-clip"))
-    for checkpoint in (scripted, plain):
-        OpenClipEncoder("tiny-clip", pretrained=None, checkpoint=str(checkpoint), model_config=str(tiny_clip_config))
-    assert [call["weights_only"] for call in calls] == [False, True]
 
 
 def test_missing_open_clip_weights_say_which_file_goes_where(tmp_path, monkeypatch):

@@ -1,7 +1,15 @@
+import faiss
 import numpy as np
 import pytest
 
-from adir_exp.retrieval.index import EmbeddingIndex, IndexConfig, IndexNotFoundError, assemble_index
+from adir_exp.retrieval.index import (
+    EmbeddingIndex,
+    IndexConfig,
+    IndexNotFoundError,
+    RetrievalIndexError,
+    assemble_index,
+    faiss_gpus,
+)
 from adir_exp.retrieval.shards import Shard, write_shard
 
 
@@ -84,3 +92,44 @@ def test_m_must_divide_the_dimension(tmp_path):
     vectors = clustered(np.random.default_rng(2), 500, dim=30)
     with pytest.raises(ValueError, match="divide"):
         make_index(tmp_path, vectors, IndexConfig(kind="ivfpq", nlist=4, m=8, nbits=4, train_size=500))
+
+
+def test_search_stays_on_the_cpu_unless_asked(tmp_path):
+    index = make_index(tmp_path, clustered(np.random.default_rng(3), 300), IndexConfig())
+    assert index.device == "cpu" and type(index._index) is faiss.IndexFlatIP
+
+
+def test_gpu_search_needs_a_faiss_gpu_build(tmp_path, monkeypatch):
+    make_index(tmp_path, clustered(np.random.default_rng(3), 300), IndexConfig())
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0)  # faiss-cpu, or faiss-gpu on a machine without GPU
+    with pytest.raises(RetrievalIndexError, match=r"pip install -e '\.\[gpu\]'"):
+        EmbeddingIndex(tmp_path, device="cuda")
+    with pytest.raises(ValueError, match="cpu, cuda or cuda:N"):
+        EmbeddingIndex(tmp_path, device="gpu")
+
+
+def test_gpu_devices_name_faiss_gpus(monkeypatch):
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 2)
+    assert faiss_gpus("cpu") == ()
+    assert faiss_gpus("cuda") == (0, 1)
+    assert faiss_gpus("cuda:1") == (1,)
+    with pytest.raises(RetrievalIndexError, match="sees 2 GPU"):
+        faiss_gpus("cuda:2")
+
+
+@pytest.mark.skipif(faiss.get_num_gpus() == 0, reason="FAISS sees no GPU (faiss-cpu, the default build, never does)")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_gpu_search_agrees_with_the_cpu(tmp_path, device):
+    rng = np.random.default_rng(4)
+    vectors, queries = clustered(rng, 6000), clustered(rng, 50)
+    for kind, config in {
+        "flat": IndexConfig(kind="flat"),
+        "ivfpq": IndexConfig(kind="ivfpq", nlist=32, m=8, nbits=6, nprobe=8, refine=10, train_size=3000),
+    }.items():
+        (tmp_path / kind).mkdir()
+        make_index(tmp_path / kind, vectors, config)
+        cpu_sims, cpu_rows = EmbeddingIndex(tmp_path / kind).search(queries, 20)
+        gpu_sims, gpu_rows = EmbeddingIndex(tmp_path / kind, device=device).search(queries, 20)
+        overlap = np.mean([len(set(g) & set(c)) / 20 for g, c in zip(gpu_rows, cpu_rows, strict=True)])
+        assert overlap >= (0.99 if kind == "flat" else 0.9), kind
+        np.testing.assert_allclose(gpu_sims[:, 0], cpu_sims[:, 0], atol=1e-4)

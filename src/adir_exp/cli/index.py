@@ -39,18 +39,25 @@ def _config(name: str, folder: Path, kind: str):
 
 
 def _encoder(args: argparse.Namespace):
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     config = OmegaConf.merge(_config(args.encoder, ENCODER_DIR, "encoder"), OmegaConf.from_dotlist(args.encoder_set))
-    return instantiate(config)
+    try:
+        return instantiate(config)
+    except InstantiationException as error:
+        # Hydra wraps the encoder's own error (missing weights, a refused checkpoint); report that one
+        raise error.__cause__ or error from None
 
 
 def _retriever(args: argparse.Namespace, k: int):
     from adir_exp.retrieval.query import LeakageGuard, Retriever
 
     guard = LeakageGuard(enabled=not args.no_guard, threshold=args.threshold)
-    return Retriever(args.index, _encoder(args), k=k, leakage_guard=guard, device=args.device)
+    return Retriever(
+        args.index, _encoder(args), k=k, leakage_guard=guard, device=args.device, index_device=args.index_device
+    )
 
 
 def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
@@ -154,6 +161,9 @@ def _add_encoder_args(parser: argparse.ArgumentParser) -> None:
 def _add_query_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--index", required=True, help="index directory written by `adir-index build`")
     parser.add_argument("--device", default="cpu", help="device of the encoder (cpu, cuda)")
+    parser.add_argument(
+        "--index-device", default="cpu", help="where FAISS searches: cpu, cuda or cuda:N (GPU: the [gpu] extra)"
+    )
     parser.add_argument(
         "--threshold",
         type=float,

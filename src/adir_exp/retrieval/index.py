@@ -12,7 +12,12 @@ An index directory holds
 
 Exact search is a FAISS ``IndexFlatIP`` (inner product = cosine on unit vectors). IVF-PQ returns
 ``refine × k`` candidates that are re-ranked with the exact embeddings, so reported distances are always exact
-and only recall is approximate. Both move to the GPU(s) when ``faiss.get_num_gpus() > 0``.
+and only recall is approximate.
+
+GPUs: the default FAISS build (``faiss-cpu``) has none; the ``[gpu]`` extra brings ``faiss-gpu``. Search stays on
+the CPU unless ``device`` says ``cuda`` (every GPU FAISS sees, database sharded across them) or ``cuda:N``: the
+index then takes GPU memory (1M × 512 exact: 2 GB) next to the diffusion model, so it is a choice. IVF-PQ
+training is a one-off batch job and uses a GPU whenever FAISS has one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -142,18 +148,38 @@ def assemble_index(
     return meta
 
 
-def _on_gpus(index: faiss.Index, float16_tables: bool, all_gpus: bool = True) -> faiss.Index:
-    """Clone to the visible GPUs when FAISS has any (database sharded across them), else keep the CPU index.
+def faiss_gpus(device: str) -> tuple[int, ...]:
+    """The GPUs a FAISS ``device`` names: none for ``cpu``, every GPU FAISS sees for ``cuda``, N for ``cuda:N``."""
+    match = re.fullmatch(r"cpu|cuda(?::(\d+))?", device)
+    if match is None:
+        raise ValueError(f"FAISS device must be cpu, cuda or cuda:N, got {device!r}")
+    if device == "cpu":
+        return ()
+    available = faiss.get_num_gpus()
+    if available == 0:
+        raise RetrievalIndexError(
+            f"index device {device!r}: this FAISS build ({faiss.__version__}) has no GPU support or sees no GPU; "
+            "install the GPU build (`pip install -e '.[gpu]'`, see pyproject.toml) or search on the cpu"
+        )
+    if match[1] is None:
+        return tuple(range(available))
+    if int(match[1]) >= available:
+        raise RetrievalIndexError(f"index device {device!r}: FAISS sees {available} GPU(s)")
+    return (int(match[1]),)
+
+
+def _to_gpus(index: faiss.Index, float16_tables: bool, gpus: tuple[int, ...]) -> faiss.Index:
+    """Clone to ``gpus`` (database sharded across them); no GPU keeps the CPU index.
 
     ``float16_tables`` only for IVF-PQ (its lookup tables need fp16 past 48 sub-quantizers); exact search stays
-    fp32. Training uses one GPU (``all_gpus=False``): shards would each learn their own quantizer.
+    fp32.
     """
-    if faiss.get_num_gpus() == 0:
+    if not gpus:
         return index
     options = faiss.GpuMultipleClonerOptions()
     options.useFloat16 = float16_tables
     options.shard = True
-    return faiss.index_cpu_to_all_gpus(index, co=options, ngpu=-1 if all_gpus else 1)
+    return faiss.index_cpu_to_gpus_list(index, co=options, gpus=list(gpus))
 
 
 def _train_ivfpq(embeddings: np.ndarray, config: IndexConfig, out: Path) -> None:
@@ -164,7 +190,8 @@ def _train_ivfpq(embeddings: np.ndarray, config: IndexConfig, out: Path) -> None
     sample = np.sort(rng.choice(count, size=min(count, config.train_size), replace=False))
     quantizer = faiss.IndexFlatIP(dim)
     cpu_index = faiss.IndexIVFPQ(quantizer, dim, config.nlist, config.m, config.nbits, faiss.METRIC_INNER_PRODUCT)
-    index = _on_gpus(cpu_index, float16_tables=True, all_gpus=False)
+    # one GPU at most: shards would each learn their own quantizer
+    index = _to_gpus(cpu_index, float16_tables=True, gpus=(0,) if faiss.get_num_gpus() else ())
     started = time.perf_counter()
     index.train(np.ascontiguousarray(embeddings[sample]))
     for start in range(0, count, 262_144):
@@ -175,10 +202,14 @@ def _train_ivfpq(embeddings: np.ndarray, config: IndexConfig, out: Path) -> None
 
 
 class EmbeddingIndex:
-    """A complete index loaded for search."""
+    """A complete index loaded for search, on the CPU or, with ``device="cuda"`` / ``"cuda:N"``, the GPU(s)."""
 
-    def __init__(self, directory: str | Path, nprobe: int | None = None, refine: int | None = None) -> None:
+    def __init__(
+        self, directory: str | Path, nprobe: int | None = None, refine: int | None = None, device: str = "cpu"
+    ) -> None:
         self.directory = Path(directory)
+        self.device = device
+        gpus = faiss_gpus(device)  # before loading: a wrong device fails fast
         meta_path = self.directory / META_FILE
         if not meta_path.is_file():
             raise IndexNotFoundError(
@@ -200,11 +231,11 @@ class EmbeddingIndex:
         if self.kind == "flat":
             cpu = faiss.IndexFlatIP(self.embed_dim)
             cpu.add(np.ascontiguousarray(self.embeddings))
-            self._index = _on_gpus(cpu, float16_tables=False)
+            self._index = _to_gpus(cpu, float16_tables=False, gpus=gpus)
         else:
             cpu = faiss.read_index(str(self.directory / IVFPQ_FILE))
             cpu.nprobe = nprobe if nprobe is not None else config["nprobe"]
-            self._index = _on_gpus(cpu, float16_tables=True)
+            self._index = _to_gpus(cpu, float16_tables=True, gpus=gpus)
 
     def __len__(self) -> int:
         return len(self.ids)

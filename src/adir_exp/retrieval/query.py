@@ -84,15 +84,18 @@ class Retriever:
         nprobe: int | None = None,
         refine: int | None = None,
         build_from: str | Path | None = None,
+        index_device: str = "cpu",
     ) -> None:
-        """``build_from``: a collection folder to index into ``index_dir`` when no index is there yet (small
-        bundled collections; large ones are built with ``adir-index build``)."""
+        """``device``: where the encoder runs; ``index_device``: where FAISS searches (``cpu``, ``cuda``,
+        ``cuda:N``; a GPU needs the ``[gpu]`` extra). ``build_from``: a collection folder to index into
+        ``index_dir`` when no index is there yet (small bundled collections; large ones are built with
+        ``adir-index build``)."""
         if build_from is not None and not (Path(index_dir) / META_FILE).is_file():
             from adir_exp.retrieval.build import build_index
 
             log.info("no index at %s: building it from %s", index_dir, build_from)
             build_index(build_from, index_dir, encoder)
-        self.index = EmbeddingIndex(index_dir, nprobe=nprobe, refine=refine)
+        self.index = EmbeddingIndex(index_dir, nprobe=nprobe, refine=refine, device=index_device)
         if encoder.name != self.index.encoder_name:
             raise EncoderMismatchError(
                 f"the index at {index_dir} was built with encoder {self.index.encoder_name!r}, but the configured "
