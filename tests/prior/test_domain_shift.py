@@ -1,20 +1,25 @@
-"""The domain-shift sets on synthetic images, and per-file credits."""
+"""The domain-shift sets on synthetic images, per-file credits, and the committed record of the real build."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from adir_exp.paths import ASSETS_DIR, PROJECT_ROOT
 from adir_exp.prior.corpus import (
+    BUNDLED_SOURCES,
     MANIFEST_NAME,
+    PINNED_SPLITS,
     Candidate,
     build_corpus,
     folder_candidates,
     parse_readme_credits,
+    read_manifest,
     split_of,
 )
 from adir_exp.prior.domain_shift import (
@@ -27,6 +32,8 @@ from adir_exp.prior.domain_shift import (
     stellarium_credits,
 )
 from adir_exp.prior.pages import page_digest
+
+RECORD = PROJECT_ROOT / "experiments" / "domain_shift" / MANIFEST_NAME
 
 
 def _images(folder: Path, count: int, seed: int, size: tuple[int, int]) -> None:
@@ -148,3 +155,30 @@ def test_stellarium_credits_read_its_lenient_json(tmp_path):
     assert stellarium_credits(tmp_path, member.format("m2")) == (None, "Starhopper (https://x/M2)")
     assert stellarium_credits(tmp_path, member.format("m3")) is None
 
+
+def test_committed_record_of_the_real_build():
+    """experiments/domain_shift/manifest.json: the sizes the study needs, clean splits, the bundle respected."""
+    payload = json.loads(RECORD.read_text(encoding="utf-8"))
+    entries = read_domain_manifest(RECORD)
+    counts = split_counts(entries)
+    assert payload["counts"] == counts
+    assert sum(counts[d]["collection"] for d in DOMAINS) >= 300
+    assert all(counts[d]["test"] >= 30 for d in DOMAINS), counts
+    assert all(counts[d]["collection"] >= 30 for d in DOMAINS), counts
+    assert counts["astronomy"]["train"] == counts["documents"]["train"] == 0
+    assert sum(counts["astronomy"].values()) >= 150 and sum(counts["documents"].values()) >= 150
+    assert len({e.sha256 for e in entries}) == len({e.id for e in entries}) == len(entries)
+    assert Counter(e.domain for e in entries if e.split == "train") == {"natural": counts["natural"]["train"]}
+    for entry in entries:
+        assert entry.licence and entry.copyright and entry.version and entry.file and len(entry.sha256) == 64
+        assert entry.source.startswith(("debian:", "pypi:")) and entry.width > 0 and entry.height > 0
+        assert ("#page=" in entry.file) == (entry.domain == "documents")
+        if entry.domain == "natural":
+            corpus_split = PINNED_SPLITS.get((entry.source, entry.file)) or split_of(entry.sha256)
+        else:
+            corpus_split = split_of(entry.sha256, SHIFTED_FRACTIONS)
+        assert entry.split == CORPUS_TO_STUDY[corpus_split]
+    study = {e.sha256: e for e in entries}
+    for bundled in read_manifest(ASSETS_DIR / "corpus" / MANIFEST_NAME):  # the bundle's images keep their split
+        assert bundled.source in BUNDLED_SOURCES
+        assert study[bundled.sha256].split == CORPUS_TO_STUDY[bundled.split]
