@@ -56,9 +56,9 @@ def test_splits_are_disjoint_and_files_live_where_the_manifest_says(photos, tmp_
     counts = Counter(e.split for e in entries)
     assert all(counts[s] > 0 for s in SPLITS), counts  # 30 images at 70/15/15: every split is populated
     cache, bundle = tmp_path / "out" / "cache", tmp_path / "out" / "bundle"
-    for entry in entries:
-        root, other = (cache, bundle) if entry.split == "train" else (bundle, cache)
-        assert (root / entry.path).is_file() and not (other / entry.path).exists()
+    for entry in entries:  # the cache holds every split, the bundle the retrieval and test images
+        assert (cache / entry.path).is_file()
+        assert (bundle / entry.path).is_file() == (entry.split != "train")
         assert entry.path.startswith(f"{entry.split}/")
     assert not (bundle / "train").exists()
 
@@ -87,9 +87,11 @@ def test_build_is_deterministic(photos, tmp_path):
 
 def test_resizing_sets_the_short_side(photos, tmp_path):
     for entry in _build(photos, tmp_path / "out"):
-        root = "cache" if entry.split == "train" else "bundle"
-        with Image.open(tmp_path / "out" / root / entry.path) as image:
-            assert min(image.size) == min(96 if entry.split == "train" else 64, entry.width, entry.height)
+        with Image.open(tmp_path / "out" / "cache" / entry.path) as image:
+            assert min(image.size) == min(96, entry.width, entry.height)
+        if entry.split != "train":
+            with Image.open(tmp_path / "out" / "bundle" / entry.path) as image:
+                assert min(image.size) == min(64, entry.width, entry.height)
 
 
 def test_duplicates_are_kept_once_and_pins_override_the_hash(photos, tmp_path):
@@ -100,6 +102,24 @@ def test_duplicates_are_kept_once_and_pins_override_the_hash(photos, tmp_path):
     entries = _build([*photos, duplicate], tmp_path / "out", pinned=pinned)
     assert len(entries) == len(photos)
     assert next(e for e in entries if e.file == photos[1].file).split == "test"
+
+
+def test_added_sources_leave_the_bundle_as_it_was(photos, tmp_path):
+    alone = _build(photos, tmp_path / "a")
+    _write_photos(tmp_path / "more", 12)  # same generator: the first files duplicate bundled photos
+    rng = np.random.default_rng(1)
+    for i in range(12, 20):
+        Image.fromarray(rng.integers(0, 256, (80, 90, 3), dtype=np.uint8)).save(tmp_path / "more" / f"x{i}.png")
+    added = folder_candidates(tmp_path / "more", "added", "2", "CC-BY-4.0", "someone else")
+    both = _build([*added, *photos], tmp_path / "b", bundle_sources={"synthetic"})
+    bundle_a, bundle_b = tmp_path / "a" / "bundle", tmp_path / "b" / "bundle"
+    assert (bundle_a / MANIFEST_NAME).read_bytes() == (bundle_b / MANIFEST_NAME).read_bytes()
+    assert sorted(p.relative_to(bundle_b) for p in bundle_b.rglob("*.png")) == sorted(
+        p.relative_to(bundle_a) for p in bundle_a.rglob("*.png"))
+    assert both == read_manifest(tmp_path / "b" / "cache" / MANIFEST_NAME)
+    assert len(both) == len(alone) + 8  # duplicates stay under the bundled source
+    for entry in both:  # the cache holds every split of every source
+        assert (tmp_path / "b" / "cache" / entry.path).is_file()
 
 
 def test_split_of_follows_the_fractions():
@@ -131,6 +151,8 @@ def test_dep5_licence_lookup_last_match_wins():
     moved = parse_copyright("Files: 16.04/Bridge.jpg\nLicense: CC-BY-SA-4.0\n\nFiles: *\nLicense: Expat\n")
     assert stanza_for("usr/share/backgrounds/Bridge.jpg", moved).licence == "Expat"
     assert stanza_for("usr/share/backgrounds/Bridge.jpg", moved[:1]).licence == "CC-BY-SA-4.0"
+    # a free-form copyright file (r-doc-pdf, kphotoalbum) has no Files paragraphs, and must not trip the parser
+    assert parse_copyright("License:\n    GPL\nsrc/appl/interv.c :\n    Copyright (C) 1995\n") == []
 
 
 def test_shipped_corpus_is_split_cleanly_and_small():

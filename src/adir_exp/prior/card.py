@@ -27,7 +27,8 @@ def _data_section(train_root: Path) -> str:
     train_sources = Counter(e.source for e in entries if e.split == "train")
     lines = [
         (
-            f"Corpus built by `adir-make-data` (manifest: `assets/corpus/{MANIFEST_NAME}`): {len(entries)} photos, "
+            f"Corpus built by `adir-make-data` (manifest: `{MANIFEST_NAME}` beside the training folder): "
+            f"{len(entries)} photos, "
             f"split by SHA-256 of the original into train {splits['train']} / retrieval {splits['retrieval']} / "
             f"held-out test {splits['test']}. Only the **train** split was used:"
         ),

@@ -1,0 +1,185 @@
+"""The domain-shift sets on synthetic images, per-file credits, and the committed record of the real build."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adir_exp.paths import ASSETS_DIR
+from tests.conftest import REPO_ROOT
+from adir_exp.prior.corpus import (
+    BUNDLED_SOURCES,
+    MANIFEST_NAME,
+    PINNED_SPLITS,
+    Candidate,
+    build_corpus,
+    folder_candidates,
+    parse_readme_credits,
+    read_manifest,
+    split_of,
+)
+from adir_exp.prior.domain_shift import (
+    CORPUS_TO_STUDY,
+    DOMAINS,
+    SHIFTED_FRACTIONS,
+    build_domain_shift,
+    read_domain_manifest,
+    split_counts,
+    stellarium_credits,
+)
+from adir_exp.prior.pages import page_digest
+
+RECORD = REPO_ROOT / "experiments" / "domain_shift" / MANIFEST_NAME
+
+
+def _images(folder: Path, count: int, seed: int, size: tuple[int, int]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+
+
+@pytest.fixture()
+def sets(tmp_path: Path) -> dict:
+    _images(tmp_path / "natural", 20, 0, (120, 90))
+    _images(tmp_path / "astronomy", 20, 1, (500, 450))
+    _images(tmp_path / "pages", 12, 2, (150, 200))
+    natural = folder_candidates(tmp_path / "natural", "test:natural", "1", "CC0-1.0", "the suite")
+    astronomy = folder_candidates(tmp_path / "astronomy", "test:sky", "1", "GPL-2+", "an observatory")
+    pages = [
+        Candidate(c.name, "test:pdf", "1", f"manual.pdf#page={i + 1}", "GPL-2", "R Core Team", c.path,
+                  page_digest("ab" * 32, i + 1))
+        for i, c in enumerate(folder_candidates(tmp_path / "pages", "test:pdf", "1", "", ""))
+    ]
+    return {"natural": natural, "astronomy": astronomy, "documents": pages}
+
+
+def _build(sets: dict, root: Path, reverse: bool = False) -> tuple[list, list]:
+    order = (lambda xs: list(reversed(xs))) if reverse else list
+    corpus = build_corpus(order(sets["natural"]), root / "corpus", root / "bundle", train_short_side=64,
+                          bundle_short_side=32)
+    shifted = {"astronomy": order(sets["astronomy"]), "documents": order(sets["documents"])}
+    return corpus, build_domain_shift(corpus, root / "corpus", shifted, root / "study")
+
+
+def test_domains_are_never_trained_on_and_natural_photos_keep_their_corpus_split(sets, tmp_path):
+    corpus, study = _build(sets, tmp_path)
+    corpus_split = {e.sha256: e.split for e in corpus}
+    for entry in study:
+        if entry.domain == "natural":
+            assert entry.split == CORPUS_TO_STUDY[corpus_split[entry.sha256]]
+        else:
+            assert entry.split in ("collection", "test")
+            assert entry.split == CORPUS_TO_STUDY[split_of(entry.sha256, SHIFTED_FRACTIONS)]
+    counts = split_counts(study)
+    assert counts["astronomy"]["train"] == counts["documents"]["train"] == 0
+    assert all(counts[d]["collection"] and counts[d]["test"] for d in ("astronomy", "documents")), counts
+    assert sum(counts[d][s] for d in DOMAINS for s in counts[d]) == len(study) == 52
+
+
+def test_files_live_where_the_manifest_says_and_keep_their_scale(sets, tmp_path):
+    _, study = _build(sets, tmp_path)
+    root = tmp_path / "study"
+    assert read_domain_manifest(root / MANIFEST_NAME) == study
+    payload = json.loads((root / MANIFEST_NAME).read_text())
+    assert payload["counts"] == split_counts(study) and "split_rule" in payload and "pages" in payload
+    for entry in study:
+        path = root / entry.path
+        assert path.is_file(), entry
+        if entry.split == "train":
+            assert path.resolve().parent == (tmp_path / "corpus" / "train").resolve()
+            continue
+        assert entry.path == (f"collection/{entry.id}.png" if entry.split == "collection"
+                              else f"test/{entry.domain}/{entry.id}.png")
+        with Image.open(path) as image:
+            if entry.domain == "documents":  # pages keep their rendering's scale
+                assert image.size == (entry.width, entry.height)
+            else:  # natural: the corpus copy (64 px here); astronomy: 384 px
+                short = 64 if entry.domain == "natural" else 384
+                assert min(image.size) == min(short, entry.width, entry.height)
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.png")}
+    assert on_disk == {e.path for e in study if e.split != "train"}
+
+
+def test_build_is_deterministic_and_drops_stale_files(sets, tmp_path):
+    _, first = _build(sets, tmp_path / "a")
+    stale = tmp_path / "b" / "study" / "test" / "astronomy" / "old-00000000.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    _, second = _build(sets, tmp_path / "b", reverse=True)
+    assert [(e.id, e.split, e.path) for e in first] == [(e.id, e.split, e.path) for e in second]
+    assert not stale.exists()
+    for entry in first:
+        if entry.split != "train":
+            a = (tmp_path / "a" / "study" / entry.path).read_bytes()
+            assert a == (tmp_path / "b" / "study" / entry.path).read_bytes()
+
+
+def test_exact_duplicates_across_domains_are_kept_once(sets, tmp_path):
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(sets["natural"][0].path.read_bytes())
+    sets["astronomy"].append(Candidate("copy", "test:sky", "1", "copy.png", "GPL-2+", "x", copy))
+    _, study = _build(sets, tmp_path)
+    assert len(study) == 52 and not any(e.file == "copy.png" for e in study)
+    with pytest.raises(ValueError, match="unknown shifted domains"):
+        build_domain_shift([], tmp_path, {"paintings": []}, tmp_path / "x")
+
+
+def test_per_file_credits():
+    readme = (
+        "Copyright: Timothée Giet, 2022\nLicense: CC-BY-SA 4.0\nFiles:\nsquare.svg\nother.svg\n\n"
+        "Copyright: aussiegall\nSource: https://commons.wikimedia.org/wiki/File:Pollinationn.jpg\n"
+        "License: CC-BY-2.0\nComments: cropping, sharpening\nFiles: bee.webp\n"
+    )
+    credits = parse_readme_credits(readme)
+    assert credits["other.svg"] == ("CC-BY-SA 4.0", "Timothée Giet, 2022")
+    source = "https://commons.wikimedia.org/wiki/File:Pollinationn.jpg"
+    assert credits["bee.webp"] == ("CC-BY-2.0", f"aussiegall; {source}; comment: cropping, sharpening")
+
+
+def test_stellarium_credits_read_its_lenient_json(tmp_path):
+    folder = tmp_path / "usr/share/stellarium/nebulae/default"
+    folder.mkdir(parents=True)
+    (folder / "textures.json").write_text(
+        '{"subTiles": [\n'
+        '{"imageCredits": {"short": "ESO"}, "imageUrl": "m1.png", "worldCoords": [[[83.6, -.97]]]},\n'
+        '{"imageCredits": {"Short": "Starhopper", "infoUrl": "https://x/M2"}, "imageUrl": "m2.png",'
+        ' "worldCoords": [[[1,.5]]]}\n]}'
+    )
+    member = "usr/share/stellarium/nebulae/default/{}.png"
+    assert stellarium_credits(tmp_path, member.format("m1")) == (None, "ESO")
+    assert stellarium_credits(tmp_path, member.format("m2")) == (None, "Starhopper (https://x/M2)")
+    assert stellarium_credits(tmp_path, member.format("m3")) is None
+
+
+def test_committed_record_of_the_real_build():
+    """experiments/domain_shift/manifest.json: the sizes the study needs, clean splits, the bundle respected."""
+    payload = json.loads(RECORD.read_text(encoding="utf-8"))
+    entries = read_domain_manifest(RECORD)
+    counts = split_counts(entries)
+    assert payload["counts"] == counts
+    assert sum(counts[d]["collection"] for d in DOMAINS) >= 300
+    assert all(counts[d]["test"] >= 30 for d in DOMAINS), counts
+    assert all(counts[d]["collection"] >= 30 for d in DOMAINS), counts
+    assert counts["astronomy"]["train"] == counts["documents"]["train"] == 0
+    assert sum(counts["astronomy"].values()) >= 150 and sum(counts["documents"].values()) >= 150
+    assert len({e.sha256 for e in entries}) == len({e.id for e in entries}) == len(entries)
+    assert Counter(e.domain for e in entries if e.split == "train") == {"natural": counts["natural"]["train"]}
+    for entry in entries:
+        assert entry.licence and entry.copyright and entry.version and entry.file and len(entry.sha256) == 64
+        assert entry.source.startswith(("debian:", "pypi:")) and entry.width > 0 and entry.height > 0
+        assert ("#page=" in entry.file) == (entry.domain == "documents")
+        if entry.domain == "natural":
+            corpus_split = PINNED_SPLITS.get((entry.source, entry.file)) or split_of(entry.sha256)
+        else:
+            corpus_split = split_of(entry.sha256, SHIFTED_FRACTIONS)
+        assert entry.split == CORPUS_TO_STUDY[corpus_split]
+    study = {e.sha256: e for e in entries}
+    for bundled in read_manifest(ASSETS_DIR / "corpus" / MANIFEST_NAME):  # the bundle's images keep their split
+        assert bundled.source in BUNDLED_SOURCES
+        assert study[bundled.sha256].split == CORPUS_TO_STUDY[bundled.split]
