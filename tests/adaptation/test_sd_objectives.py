@@ -316,3 +316,15 @@ def test_random_masks_shapes() -> None:
     strokes = RandomMasks(box_probability=0.0, max_shapes=1)(8, 64, 64, torch.Generator().manual_seed(1))
     assert (strokes.mean(dim=(1, 2, 3)) > 0).all()
     assert not all(bounding_box(mask).all() for mask in strokes[:, 0])  # strokes are not rectangles
+
+
+def test_one_timestep_per_batch_as_the_paper_adapts_or_one_per_sample() -> None:
+    pipeline = tiny_upscaler()
+    latents, seed = torch.zeros(6, 4, 8, 8), torch.Generator().manual_seed(0)
+    per_batch = SDUpscaleObjective(pipeline, BicubicDownsample(4), lpips_weight=0.0).noised(latents, seed)[0]
+    per_sample = SDUpscaleObjective(pipeline, BicubicDownsample(4), lpips_weight=0.0, timesteps="sample").noised(
+        latents, torch.Generator().manual_seed(0))[0]
+    assert per_batch.shape == per_sample.shape == (6,)
+    assert per_batch.unique().numel() == 1 and per_sample.unique().numel() > 1
+    with pytest.raises(ValueError, match="one t per batch"):
+        SDUpscaleObjective(pipeline, BicubicDownsample(4), lpips_weight=0.0, timesteps="each")

@@ -33,8 +33,13 @@ def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: 
 class LatentDiffusionObjective(AdaptationObjective):
     """What the SD objectives share: frozen VAE, training noise schedule, targets, cached text embeddings."""
 
-    def __init__(self, pipeline: DiffusionPipeline, gradient_checkpointing: bool = False) -> None:
+    def __init__(
+        self, pipeline: DiffusionPipeline, gradient_checkpointing: bool = False, timesteps: str = "batch"
+    ) -> None:
         super().__init__()
+        if timesteps not in ("batch", "sample"):
+            raise ValueError(f"timesteps must be 'batch' (one t per batch, the paper) or 'sample', got {timesteps!r}")
+        self.timesteps = timesteps
         self.unet = pipeline.unet
         self.vae = pipeline.vae.requires_grad_(False)
         # Training adds noise with the DDPM form of the sampling scheduler's betas (diffusers' training recipe).
@@ -88,9 +93,12 @@ class LatentDiffusionObjective(AdaptationObjective):
     def noised(
         self, latents: torch.Tensor, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(t, ε, z_t) with t uniform over the training timesteps."""
+        """(t, ε, z_t) with t uniform over the training timesteps: one t for the whole batch (``timesteps="batch"``,
+        as the paper adapts) or one per sample (diffusers' training recipe)."""
         steps = self.noise_scheduler.config.num_train_timesteps
-        t = (_uniform((latents.shape[0],), generator, latents.device) * steps).long().clamp_max(steps - 1)
+        draws = 1 if self.timesteps == "batch" else latents.shape[0]
+        t = (_uniform((draws,), generator, latents.device) * steps).long().clamp_max(steps - 1)
+        t = t.expand(latents.shape[0])
         noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
         return t, noise, self.noise_scheduler.add_noise(latents, noise, t)
 
@@ -138,8 +146,9 @@ class SDUpscaleObjective(LatentDiffusionObjective):
         lpips_net: str = "alex",
         perceptual: nn.Module | None = None,
         gradient_checkpointing: bool = False,
+        timesteps: str = "batch",
     ) -> None:
-        super().__init__(pipeline, gradient_checkpointing)
+        super().__init__(pipeline, gradient_checkpointing, timesteps)
         max_level = pipeline.config.max_noise_level
         if not 0 <= noise_level <= max_level:
             raise ValueError(f"noise_level must lie in [0, {max_level}], got {noise_level}")
@@ -249,8 +258,9 @@ class SDInpaintObjective(LatentDiffusionObjective):
         text_dropout: float = 0.1,
         mask_sampler: MaskSampler | None = None,
         gradient_checkpointing: bool = False,
+        timesteps: str = "batch",
     ) -> None:
-        super().__init__(pipeline, gradient_checkpointing)
+        super().__init__(pipeline, gradient_checkpointing, timesteps)
         if pipeline.unet.config.in_channels != 9:
             raise ValueError(f"needs an inpainting UNet (9 input channels), got {pipeline.unet.config.in_channels}")
         if not 0.0 <= text_dropout <= 1.0:

@@ -77,7 +77,7 @@ def execute(
 ) -> list[dict]:
     """Run every unfinished pair, then write this configuration's summary and grids into ``report_dir``.
     Returns the summary table."""
-    from adir_exp.evaluation.results import ResultStore, metric_names, paper_numbers, summarise, write_summary
+    from adir_exp.evaluation.results import ResultStore, paper_numbers, summarise, table_metrics, write_summary
     from adir_exp.evaluation.runner import Runner, write_grid
 
     store = ResultStore(store_dir, shard)
@@ -92,8 +92,9 @@ def execute(
     current = [r for r in store.rows() if experiment.keys.get(r["method"]) == r.get("key")]
     order = list(experiment.methods)
     current.sort(key=lambda r: order.index(r["method"]))
-    metrics = metric_names(current)
-    table = summarise(current, metrics, paper_numbers(selected(cfg, "experiment_name")))
+    paper = paper_numbers(selected(cfg, "experiment_name"))
+    metrics = table_metrics(current, paper)
+    table = summarise(current, metrics, paper)
     _, summary_md = write_summary(table, metrics, report_dir)
     grids = [
         path for image_id, _ in images[:grid_images]

@@ -40,7 +40,12 @@ def train(cfg: DictConfig) -> Path:
         torch.set_float32_matmul_precision("high")  # TF32 on tensor cores; convolutions already use it
     L.seed_everything(cfg.seed, workers=True)
     export_dir = Path(cfg.export_dir)
-    unet = build_unet(sample_size=cfg.data.crop, **cfg.unet)
+    if cfg.init_from:  # continue from an export (its architecture), e.g. the shipped checkpoint on more data
+        from adir_exp.models import load_unet
+
+        unet = load_unet(cfg.init_from).train()
+    else:
+        unet = build_unet(sample_size=cfg.data.crop, **cfg.unet)
     module = DDPMPrior(unet, instantiate(cfg.schedule), **cfg.optim)
     data = CropDataModule(**cfg.data)
     trainer = L.Trainer(

@@ -135,14 +135,23 @@ def labelled_by_key(rows: Sequence[dict]) -> list[dict]:
 def merge_directory(directory: Path, experiment: str | None = None) -> Path:
     """summary.md/.csv of every row in ``directory`` (all shards), each setting of a method on its own row."""
     rows = labelled_by_key(existing_rows(directory))
-    metrics = metric_names(rows)
-    _, md_path = write_summary(summarise(rows, metrics, paper_numbers(experiment)), metrics, Path(directory))
+    paper = paper_numbers(experiment)
+    metrics = table_metrics(rows, paper)
+    _, md_path = write_summary(summarise(rows, metrics, paper), metrics, Path(directory))
     return md_path
 
 
 def metric_names(rows: Sequence[dict]) -> list[str]:
     """Every metric some row reports (numeric or recorded as missing)."""
     return sorted({k for r in rows for k, v in r.items() if k not in NON_METRIC and (v is None or _is_number(v))})
+
+
+def table_metrics(rows: Sequence[dict], paper: dict | None) -> list[str]:
+    """The summary's metric columns: what the rows measured, then what the paper reports that they did not (so
+    the paper's numbers show even where a metric's weights are missing here)."""
+    measured = metric_names(rows)
+    published = {m for values in ((paper or {}).get("methods") or {}).values() for m in (values or {})}
+    return measured + sorted(published - set(measured))
 
 
 def _is_number(value: object) -> bool:

@@ -243,7 +243,10 @@ class OpenClipEncoder(ImageEncoder):
                 else self._locate_tag_weights(model_name, pretrained, tag_cfg)
             )
             if not weights.is_file():
-                raise EncoderWeightsError(f"open_clip checkpoint for {model_name} not found: {weights}")
+                raise EncoderWeightsError(
+                    f"open_clip checkpoint for {model_name} not found: {weights} (or retrieve with the offline "
+                    f"encoder: retrieval/encoder=efficientnet_lite0)"
+                )
             if is_torchscript_archive(weights):
                 self.model = self._from_torchscript(model_name, weights)
             else:
@@ -336,7 +339,9 @@ class OpenClipEncoder(ImageEncoder):
             f"open_clip weights for {model_name} / {tag!r} are not on this machine (model hubs are offline). "
             f"Download them from {' or '.join(sources)} and put the file at {' or '.join(map(str, candidates))}; "
             "or set `checkpoint: <path to the file>` (conf/retrieval/encoder/open_clip.yaml), "
-            "or place the repository in the Hugging Face cache ($HF_HOME/hub)."
+            "or place the repository in the Hugging Face cache ($HF_HOME/hub). Without CLIP weights, "
+            "retrieval/encoder=efficientnet_lite0 retrieves with the offline ImageNet encoder instead "
+            "(a deviation from the paper; index the collection with it: docs/retrieval.md)."
         )
 
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
