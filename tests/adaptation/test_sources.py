@@ -16,7 +16,7 @@ from adir_exp.adaptation.sources import (
     SelfImage,
 )
 from adir_exp.data.images import save_image, to_image_range
-from adir_exp.retrieval import Neighbour, Neighbours
+from adir_exp.retrieval.query import Neighbour, Neighbours
 
 
 class FakeRetriever:

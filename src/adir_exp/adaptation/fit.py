@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from lightning import Trainer
+from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger
+from tqdm.auto import tqdm
 
 from adir_exp.adaptation.callback import ReconstructionCallback
 from adir_exp.adaptation.data import AdaptationDataModule
@@ -37,6 +38,22 @@ class FitResult:
     lora: dict[str, Any]
     losses: list[dict[str, float]] = field(default_factory=list)
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+class AdaptationProgress(Callback):
+    """One bar for the adaptation steps, below the command's own bar (Lightning's bar would add epochs and a
+    metrics table for what is a single run of steps)."""
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.bar = tqdm(total=trainer.max_steps, desc="adapting (LoRA)", unit="step", position=1, leave=False,
+                        dynamic_ncols=True)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
+        self.bar.set_postfix(loss=f"{pl_module.history[-1]['loss']:.4f}", refresh=False)
+        self.bar.update()
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.bar.close()
 
 
 def trainer_placement(device: torch.device) -> dict[str, Any]:
@@ -115,13 +132,14 @@ class LoRAFit:
             short_side=self.short_side,
         )
         callback = ReconstructionCallback(reconstructor, problem, every_n_steps=self.reconstruct_every_n_steps)
+        progress = [AdaptationProgress()] if self.progress else []
         trainer = Trainer(
             max_steps=self.iterations,
             logger=logger if logger is not None else False,
             enable_checkpointing=False,
-            callbacks=[callback],
+            callbacks=[*progress, callback],
             log_every_n_steps=min(10, self.iterations),
-            enable_progress_bar=self.progress,
+            enable_progress_bar=False,
             enable_model_summary=False,
             **trainer_placement(problem.device),
         )

@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from adir_exp.cli.config import CONFIG_PATH, ConfigError, reported_as, validate, resolved
+from adir_exp.cli.console import quiet_console
 from adir_exp.paths import configure_environment
 
 configure_environment()
@@ -30,6 +31,7 @@ def run(cfg: DictConfig) -> list[dict]:
     from adir_exp.evaluation.dataset import DatasetError, Tiles, expand_tiles, list_images, load_all, parse_shard, shard
     from adir_exp.evaluation.results import ResultStore
 
+    quiet_console()
     validate(cfg)
     bench = cfg.benchmark
     index, count = parse_shard(bench.shard)

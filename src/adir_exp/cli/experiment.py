@@ -48,7 +48,7 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
     for name, method in methods.items():
         try:
             method.check(prior, physics)
-        except ValueError as error:
+        except (ValueError, FileNotFoundError) as error:
             raise ConfigError(f"methods.{name}: {error}") from error
     retriever = instantiate_node(cfg.retrieval, "retrieval") if needing else None
     metrics = instantiate_node(cfg.metrics, "metrics")

@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from adir_exp.cli.config import CONFIG_PATH, ConfigError, reported_as, validate
+from adir_exp.cli.console import quiet_console
 from adir_exp.paths import configure_environment
 
 configure_environment()
@@ -28,6 +29,7 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float | None]]:
     from adir_exp.data.images import ASSET_IMAGE, ImageReadError
     from adir_exp.evaluation.dataset import prepare
 
+    quiet_console()
     validate(cfg)
     path = Path(cfg.image).expanduser() if cfg.image else ASSET_IMAGE
     try:

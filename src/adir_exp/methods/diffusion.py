@@ -45,6 +45,8 @@ class DiffusionReconstruction(Method):
 
     def check(self, prior: Prior | None, physics: Physics) -> None:
         prior.reconstructor(physics, self.sampler)  # the prior refuses a sampler or task it cannot take
+        if self.source is not None:
+            prior.objective(physics)  # its weights (LPIPS) are there before the first image is touched
 
     def reconstruct(self, problem: Problem, prior: Prior | None, retriever: Retriever | None = None) -> Estimate:
         if self.source is None:

@@ -29,12 +29,15 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from adir_exp.retrieval.shards import read_shard, shard_path
+
+if TYPE_CHECKING:
+    import faiss
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +158,7 @@ def faiss_gpus(device: str) -> tuple[int, ...]:
         raise ValueError(f"FAISS device must be cpu, cuda or cuda:N, got {device!r}")
     if device == "cpu":
         return ()
+    import faiss
     available = faiss.get_num_gpus()
     if available == 0:
         raise RetrievalIndexError(
@@ -176,6 +180,8 @@ def _to_gpus(index: faiss.Index, float16_tables: bool, gpus: tuple[int, ...]) ->
     """
     if not gpus:
         return index
+    import faiss
+
     options = faiss.GpuMultipleClonerOptions()
     options.useFloat16 = float16_tables
     options.shard = True
@@ -183,6 +189,8 @@ def _to_gpus(index: faiss.Index, float16_tables: bool, gpus: tuple[int, ...]) ->
 
 
 def _train_ivfpq(embeddings: np.ndarray, config: IndexConfig, out: Path) -> None:
+    import faiss
+
     count, dim = embeddings.shape
     if dim % config.m:
         raise ValueError(f"IVF-PQ needs m ({config.m}) to divide the embedding size ({dim})")
@@ -207,6 +215,8 @@ class EmbeddingIndex:
     def __init__(
         self, directory: str | Path, nprobe: int | None = None, refine: int | None = None, device: str = "cpu"
     ) -> None:
+        import faiss
+
         self.directory = Path(directory)
         self.device = device
         gpus = faiss_gpus(device)  # before loading: a wrong device fails fast

@@ -100,7 +100,9 @@ class Sampler(ABC):
         if measurement is not None:
             measurement.operator.check_measurement(measurement.y, tuple(shape))
         x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
-        for index in tqdm(self.indices, desc=type(self).__name__, disable=not self.progress, leave=False):
+        steps = tqdm(self.indices, desc=f"sampling ({type(self).__name__})", unit="step", disable=not self.progress,
+                     leave=False, position=1, dynamic_ncols=True)
+        for index in steps:
             x = self.step(x, index, measurement, generator).prev_sample
             if not torch.isfinite(x).all():
                 t = int(self.process.timesteps[index])
