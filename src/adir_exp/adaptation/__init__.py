@@ -9,6 +9,7 @@ from adir_exp.adaptation.artifacts import (
 )
 from adir_exp.adaptation.callback import ReconstructionCallback
 from adir_exp.adaptation.data import AdaptationDataModule, AdaptationDataWarning, AdaptationImageError
+from adir_exp.adaptation.fused_lora import LoRAFusionError
 from adir_exp.adaptation.gd_objective import GDObjective
 from adir_exp.adaptation.lora import LoRATargetError, add_lora, merge_lora
 from adir_exp.adaptation.module import LoRAAdaptation
@@ -24,6 +25,7 @@ __all__ = [
     "AdapterMetadata",
     "GDObjective",
     "LoRAAdaptation",
+    "LoRAFusionError",
     "LoRATargetError",
     "ReconstructionCallback",
     "add_lora",
