@@ -75,11 +75,12 @@ class GDObjective(AdaptationObjective):
         noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
         abar = self.alphas_cumprod[t].to(images.dtype).view(1, 1, 1, 1)
         x_t = abar.sqrt() * images + (1.0 - abar).sqrt() * noise
-        eps = self.denoiser(x_t, t.expand(batch)).eps
+        eps = self.denoiser(x_t, t.expand(batch)).eps.to(images.dtype)  # the network may run under autocast
         eps_mse = F.mse_loss(eps, noise)
         terms = {"loss": eps_mse, "eps_mse": eps_mse}
         if self.perceptual is not None and self.lpips_weight > 0:
             x0_hat = ((x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1.0, 1.0)
-            distance = self.perceptual(x0_hat, images).mean()
+            with torch.autocast(images.device.type, enabled=False):  # LPIPS is part of the loss: images' dtype
+                distance = self.perceptual(x0_hat, images).mean()
             terms |= {"loss": eps_mse + self.lpips_weight * distance, "lpips": distance}
         return terms
