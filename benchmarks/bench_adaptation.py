@@ -4,9 +4,11 @@ Modes, each on the same model (random weights) and the same batch of crops:
 
 * ``frozen``: the same loss, forward + backward through the frozen base network (gradients reach only the
   input crops): the least any gradient-based adaptation must compute.
-* ``lora``: one real adaptation iteration: ``LoRAAdaptation.training_step`` (GDObjective's ε-loss; ``--lpips``
-  adds the 0.1·LPIPS term) + backward + Adam on the adapters (rank 16, every Conv2d).
-* ``lora_ckpt``: ``lora`` with gradient checkpointing (activations recomputed in backward).
+* ``lora``: one real adaptation iteration with peft's LoRA layers (``fused=False``):
+  ``LoRAAdaptation.training_step`` (GDObjective's ε-loss; ``--lpips`` adds the 0.1·LPIPS term) + backward + Adam
+  on the adapters (rank 16, every Conv2d).
+* ``lora_fused``: the same with fused LoRA layers (one convolution with W + s·B·A per layer; the default).
+* ``lora_ckpt``: ``lora_fused`` with gradient checkpointing (activations recomputed in backward).
 * ``full``: the same loss with every weight trainable and Adam over all of them.
 
 Targets: lora/frozen time ≤ 1.2, lora/full peak memory ≤ 0.6 (reported for lora and lora_ckpt).
@@ -38,7 +40,7 @@ import torch
 from torch import nn
 
 from adir_exp.adaptation import GDObjective, LoRAAdaptation
-from adir_exp.adaptation.gd_objective import lpips_module
+from adir_exp.adaptation.objective import lpips_network
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models import UNetDenoiser, random_adm
 from adir_exp.weights import MissingWeightsError
@@ -47,7 +49,7 @@ ARCHITECTURES = {
     "adm64": {"image_size": 64, "num_channels": 64, "attention_resolutions": "32,16,8", "num_head_channels": 64},
     "gd256": {"image_size": 256, "num_channels": 256, "attention_resolutions": "32,16,8", "num_head_channels": 64},
 }
-MODES = ("frozen", "lora", "lora_ckpt", "full")
+MODES = ("frozen", "lora", "lora_fused", "lora_ckpt", "full")
 
 
 class Iteration:
@@ -63,7 +65,9 @@ class Iteration:
         size = flags["image_size"]
         self.batch = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
         if mode.startswith("lora"):
-            self.module = LoRAAdaptation(objective, gradient_checkpointing=mode == "lora_ckpt").to(device)
+            self.module = LoRAAdaptation(
+                objective, fused=mode != "lora", gradient_checkpointing=mode == "lora_ckpt"
+            ).to(device)
             self.module.generator = self.generator
             self.optimizer = self.module.configure_optimizers()
         else:
@@ -75,11 +79,10 @@ class Iteration:
         if self.mode.startswith("lora"):
             with warnings.catch_warnings():  # training_step logs outside a Trainer
                 warnings.simplefilter("ignore")
-                loss = self.module.training_step(self.batch, 0)
+                self.module.backward(self.module.training_step(self.batch, 0))
         else:
             crops = self.batch if self.mode == "full" else self.batch.clone().requires_grad_(True)
-            loss = self.objective.loss(crops, self.generator)["loss"]
-        loss.backward()
+            self.objective.loss(crops, self.generator)["loss"].backward()
         if self.optimizer is not None:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -91,7 +94,7 @@ def perceptual(enabled: bool) -> nn.Module | None:
     if not enabled:
         return None
     try:
-        return lpips_module()
+        return lpips_network()
     except MissingWeightsError:
         return lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
 
@@ -186,7 +189,7 @@ def main() -> None:
     for mode in MODES:
         print(f"{mode:<10} {seconds[mode]:>12.3f} {seconds[mode] / seconds['frozen']:>9.2f}× "
               f"{memory[mode] / 2**20:>9.0f} MiB {memory[mode] / memory['full']:>7.2f}×")
-    for mode in ("lora", "lora_ckpt"):
+    for mode in ("lora", "lora_fused", "lora_ckpt"):
         print(f"targets, {mode}: time vs frozen {seconds[mode] / seconds['frozen']:.2f} (≤ 1.2), "
               f"memory vs full {memory[mode] / memory['full']:.2f} (≤ 0.6)")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from lightning import Trainer
@@ -31,9 +33,9 @@ def fixed_draw_loss(objective: GDObjective, crops: torch.Tensor) -> float:
         return float(torch.stack([objective.loss(crops, generator)["loss"] for _ in range(8)]).mean())
 
 
-def build(random_lpips, lr: float = 1e-4, seed: int = 0, gradient_checkpointing: bool = False) -> LoRAAdaptation:
+def build(random_lpips, lr: float = 1e-4, seed: int = 0, **options) -> LoRAAdaptation:
     objective = GDObjective(UNetDenoiser(random_adm(TINY_ADM, seed=0)), NoiseSchedule(), perceptual=random_lpips)
-    return LoRAAdaptation(objective, lr=lr, seed=seed, gradient_checkpointing=gradient_checkpointing)
+    return LoRAAdaptation(objective, lr=lr, seed=seed, **options)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +112,61 @@ def test_gradient_checkpointing_recomputes_blocks_and_gives_the_same_gradients(r
 
     for plain, checkpointed in zip(adapter_gradients(False), adapter_gradients(True)):
         torch.testing.assert_close(checkpointed, plain, rtol=1e-4, atol=1e-6)
+
+
+CROPS = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def test_bf16_runs_the_network_in_bf16_and_keeps_loss_adapters_and_adam_in_fp32(random_lpips) -> None:
+    reference, module = build(random_lpips), build(random_lpips, precision="bf16")
+    seen = []
+    module.objective.network.conv_in.register_forward_hook(lambda mod, inputs, out: seen.append(out.dtype))
+    losses = {}
+    for name, candidate in (("fp32", reference), ("bf16", module)):
+        candidate.on_fit_start()
+        optimizer = candidate.configure_optimizers()
+        with warnings.catch_warnings():  # training_step logs outside a Trainer
+            warnings.simplefilter("ignore")
+            losses[name] = candidate.training_step(CROPS, 0)
+        candidate.backward(losses[name])
+        optimizer.step()
+    assert seen == [torch.bfloat16]
+    assert losses["bf16"].dtype == torch.float32
+    assert abs(losses["bf16"].item() - losses["fp32"].item()) < 0.05 * losses["fp32"].item()
+    adapters = lora_parameters(module.objective.network)
+    assert {p.dtype for p in adapters} == {p.grad.dtype for p in adapters} == {torch.float32}
+    assert {state["exp_avg"].dtype for state in optimizer.state.values()} == {torch.float32}
+
+
+def test_tf32_holds_in_backward_too_and_is_restored_after(random_lpips) -> None:
+    module = build(random_lpips, precision="tf32")
+    module.on_fit_start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = module.training_step(CROPS, 0)
+    seen = []
+    probe = torch.zeros((), requires_grad=True)
+    probe.register_hook(lambda grad: seen.append(torch.backends.cudnn.conv.fp32_precision))
+    before = torch.backends.cudnn.conv.fp32_precision
+    module.backward(loss + 0 * probe)
+    assert seen == ["tf32"]
+    assert torch.backends.cudnn.conv.fp32_precision == before
+
+
+def test_channels_last_and_peft_layers_give_the_default_gradients() -> None:
+    """float64, ε-loss: NHWC and peft's unfused layers compute the same adapter gradients as the default."""
+
+    def adapter_gradients(**options) -> list[torch.Tensor]:
+        objective = GDObjective(UNetDenoiser(random_adm(TINY_ADM, seed=0)), NoiseSchedule(), lpips_weight=0.0)
+        module = LoRAAdaptation(objective.double(), **options)
+        with torch.no_grad():
+            for name, parameter in module.objective.network.named_parameters():
+                if "lora_B" in name:
+                    parameter.fill_(0.01)
+        module.objective.loss(CROPS.double(), torch.Generator().manual_seed(3))["loss"].backward()
+        return [p.grad for p in lora_parameters(module.objective.network)]
+
+    default = adapter_gradients()
+    for options in ({"channels_last": True}, {"fused": False}):
+        for expected, got in zip(default, adapter_gradients(**options), strict=True):
+            torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12, msg=str(options))

@@ -4,6 +4,7 @@ from adir_exp.adaptation.artifacts import AdapterFileError, AdapterMetadata, loa
 from adir_exp.adaptation.callback import ReconstructionCallback
 from adir_exp.adaptation.data import AdaptationDataModule, AdaptationDataWarning, AdaptationImageError
 from adir_exp.adaptation.fit import FitResult, LoRAFit
+from adir_exp.adaptation.fused_lora import LoRAFusionError
 from adir_exp.adaptation.gd_objective import GDObjective
 from adir_exp.adaptation.lora import LoRATargetError, add_lora, merge_lora
 from adir_exp.adaptation.module import LoRAAdaptation
@@ -20,6 +21,7 @@ __all__ = [
     "GDObjective",
     "LoRAAdaptation",
     "LoRAFit",
+    "LoRAFusionError",
     "LoRATargetError",
     "ReconstructionCallback",
     "add_lora",

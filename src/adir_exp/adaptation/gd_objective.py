@@ -66,12 +66,13 @@ class GDObjective(AdaptationObjective):
         t = torch.randint(0, self.schedule.num_train_timesteps, (1,), generator=generator, device=images.device)
         noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
         x_t = self.schedule.add_noise(images, noise, t)
-        eps = self.denoiser(x_t, t.expand(batch)).eps
+        eps = self.denoiser(x_t, t.expand(batch)).eps.to(images.dtype)  # the network may run under autocast
         eps_mse = F.mse_loss(eps, noise)
         terms = {"loss": eps_mse, "eps_mse": eps_mse}
         if self.perceptual is not None and self.lpips_weight > 0:
             abar = self.schedule.alphas_cumprod.to(images.device)[t].to(images.dtype)
             x0_hat = ((x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1.0, 1.0)
-            distance = self.perceptual(x0_hat, images).mean()
+            with torch.autocast(images.device.type, enabled=False):  # LPIPS is part of the loss: images' dtype
+                distance = self.perceptual(x0_hat, images).mean()
             terms |= {"loss": eps_mse + self.lpips_weight * distance, "lpips": distance}
         return terms

@@ -9,6 +9,8 @@ from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
+from adir_exp.adaptation.fused_lora import FUSED_LAYERS, LoRAFusionError, unfusable_reason
+
 ADAPTER_NAME = "adir"
 
 # Named target sets. "conv2d": every Conv2d (the issue's default). "adm_conv": also the attention projections
@@ -50,13 +52,29 @@ def add_lora(
     alpha: float = 8.0,
     targets: str | Sequence[str] = "conv2d",
     dropout: float = 0.0,
+    fused: bool | None = None,
 ) -> list[str]:
     """Inject LoRA (rank ``rank``, scale ``alpha/rank``) into ``network`` in place; freeze everything else.
 
     Returns the adapted module names. The adapters start as an exact no-op (peft initialises B = 0).
+
+    ``fused``: each adapted layer runs one convolution with W + (α/r)·B·A instead of peft's three
+    (:mod:`~adir_exp.adaptation.fused_lora`): the same function, gradients and peft state dict, less time.
+    ``None`` (default) fuses whenever that is exact: no dropout and every target a plain Conv2d/Linear (groups 1,
+    dilation 1, zero padding), and otherwise keeps peft's layers. ``True`` raises :class:`LoRAFusionError` where
+    fusion is not exact (dropout > 0 in particular); ``False`` always keeps peft's layers.
     """
     names = resolve_targets(network, targets)
+    reasons = {name: unfusable_reason(network.get_submodule(name), dropout) for name in names}
+    unfusable = {name: reason for name, reason in reasons.items() if reason}
+    if fused and unfusable:
+        first = next(iter(unfusable.items()))
+        raise LoRAFusionError(
+            f"fused LoRA is not exact for {len(unfusable)} target(s), e.g. {first[0]}: {first[1]}; use fused=False"
+        )
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=names, init_lora_weights=True)
+    if fused is not False and not unfusable:
+        config._register_custom_module(FUSED_LAYERS)  # peft's (experimental) hook for custom LoRA layer classes
     inject_adapter_in_model(config, network, adapter_name=ADAPTER_NAME)
     for name, parameter in network.named_parameters():
         parameter.requires_grad_("lora_" in name)

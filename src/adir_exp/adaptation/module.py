@@ -10,6 +10,13 @@ from lightning import LightningModule
 
 from adir_exp.adaptation.lora import add_lora, lora_parameters
 from adir_exp.adaptation.objective import AdaptationObjective
+from adir_exp.models.execution import (
+    Precision,
+    check_precision,
+    precision_context,
+    prepare_network,
+    tf32_math,
+)
 
 
 class LoRAAdaptation(LightningModule):
@@ -24,6 +31,17 @@ class LoRAAdaptation(LightningModule):
     saves no weight gradients or Adam state for the base, but it keeps the activations of back-propagation,
     which dominate memory at ADIR's batch of 6. Checkpointing drops most of them, at the cost of about one
     more forward per step (docs/adaptation.md has measurements).
+
+    Speed options (README "Benchmarks" has measurements):
+
+    * ``fused``: see :func:`~adir_exp.adaptation.lora.add_lora`; ``None`` fuses whenever that is exact.
+    * ``precision``: ``"fp32"`` (TF32 off), ``"tf32"`` (TF32 for CUDA matmuls and convolutions, forward and
+      backward) or ``"bf16"``: ``objective.loss`` runs under bf16 autocast, so the network's convolutions and
+      matmuls run in bf16 while the adapters, their gradients and Adam's state stay fp32; the objective keeps its
+      loss arithmetic in fp32 (:class:`~adir_exp.adaptation.GDObjective` casts ε to fp32 and runs LPIPS outside
+      autocast). See :mod:`adir_exp.models.execution`.
+    * ``channels_last`` / ``compile``: the adapted network in NHWC layout / compiled in place with
+      ``nn.Module.compile`` (``True`` or a ``torch.compile`` mode name); both keep peft's state-dict keys.
     """
 
     def __init__(
@@ -36,16 +54,24 @@ class LoRAAdaptation(LightningModule):
         lr: float = 1e-4,
         seed: int = 0,
         gradient_checkpointing: bool = False,
+        fused: bool | None = None,
+        precision: Precision = "fp32",
+        channels_last: bool = False,
+        compile: bool | str = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["objective"])
         self.objective = objective
         self.objective.requires_grad_(False)
+        network = objective.network
         with torch.random.fork_rng(devices=[]):  # peft draws lora_A's initial values from the global RNG
             torch.manual_seed(seed)
-            self.adapted_modules = add_lora(objective.network, rank=rank, alpha=alpha, targets=targets, dropout=dropout)
+            self.adapted_modules = add_lora(network, rank=rank, alpha=alpha, targets=targets, dropout=dropout,
+                                            fused=fused)
         if gradient_checkpointing:
-            objective.network.enable_gradient_checkpointing()
+            network.enable_gradient_checkpointing()
+        prepare_network(network, channels_last=channels_last, compile=compile)
+        self.precision = check_precision(precision)
         self.lr = lr
         self.seed = seed
         self.generator: torch.Generator | None = None
@@ -62,7 +88,8 @@ class LoRAAdaptation(LightningModule):
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        terms = self.objective.loss(batch, generator=self.generator)
+        with precision_context(self.precision, batch.device):
+            terms = self.objective.loss(batch, generator=self.generator)
         self.history.append({name: float(value.detach()) for name, value in terms.items()})
         self.log_dict(
             {f"adaptation/{name}": value.detach() for name, value in terms.items()},
@@ -70,6 +97,11 @@ class LoRAAdaptation(LightningModule):
             batch_size=batch.shape[0],
         )
         return terms["loss"]
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """Backward at the forward's matmul precision (autocast needs nothing here: it recorded its casts)."""
+        with tf32_math(self.precision == "tf32"):
+            super().backward(loss, *args, **kwargs)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(lora_parameters(self.objective.network), lr=self.lr)
