@@ -65,7 +65,7 @@ def test_saved_adapter_reproduces_the_reconstruction(tiny_prior, sr_problem, tmp
     """Reloaded into a fresh prior (merged or not), the adapter gives the same reconstruction."""
     adapted, result = fit(tiny_prior, sr_problem)
     metadata = AdapterMetadata("adm_tiny", "sr4", (SELF_IMAGE_ID,), 0, result.lora)
-    path = save_adapter(adapted.network, tmp_path / "adapter.safetensors", metadata)
+    path = save_adapter(adapted.network, tmp_path / "adapter", metadata)
     fresh = tiny_prior.copy()
     fresh.apply_adapter(path, merge=merge)
     again = sample(fresh, sr_problem)

@@ -24,7 +24,7 @@ IMAGE = "astronaut_256"
 
 
 def adapter_of(run_dir: Path, method: str) -> Path:
-    (path,) = (run_dir / "images" / IMAGE).glob(f"{method}-*_adapter.safetensors")
+    (path,) = (run_dir / "images" / IMAGE).glob(f"{method}-*_adapter")
     return path
 
 

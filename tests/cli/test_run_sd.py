@@ -25,7 +25,7 @@ def adapt_on(paths: list[Path]) -> list[str]:
 
 
 def adapter_of(run_dir: Path) -> Path:
-    (path,) = (run_dir / "images" / IMAGE).glob("adir_given-*_adapter.safetensors")
+    (path,) = (run_dir / "images" / IMAGE).glob("adir_given-*_adapter")
     return path
 
 
@@ -48,6 +48,7 @@ def test_sd_x4_run_adapts_on_given_images_and_writes_the_4x_output(x4_run: Path,
     assert Image.open(stored(x4_run, IMAGE, "adir_given")).size == (64, 64)
     metadata = read_metadata(adapter_of(x4_run))
     assert (metadata.base_model, metadata.task) == ("sd_x4", "sr4")
+    assert (adapter_of(x4_run) / "pytorch_lora_weights.safetensors").is_file()  # diffusers' pipeline layout too
     assert metadata.image_ids == tuple(str(p) for p in adaptation_image_files)
     assert any(name.startswith("down_blocks") for name in metadata.lora["targets"])  # the UNet's convolutions
     (curve,) = (x4_run / "images" / IMAGE).glob("adir_given-*_adaptation_loss.csv")

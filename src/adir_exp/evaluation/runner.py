@@ -122,7 +122,7 @@ class Runner:
         if self.save_adapters and estimate.adapter is not None:
             network, lora = estimate.adapter
             metadata = AdapterMetadata(self.prior.name, self.task, tuple(estimate.adaptation_images), self.seed, lora)
-            path = save_adapter(network, image_dir / f"{stem}_adapter.safetensors", metadata)
+            path = save_adapter(network, image_dir / f"{stem}_adapter", metadata)
             log.info("adapter of %s on %s: %s", name, problem.image_id, path)
 
 
