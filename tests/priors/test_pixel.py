@@ -77,3 +77,19 @@ def test_every_model_config_names_a_prior_class() -> None:
 
     for path in sorted((CONF_DIR / "model").glob("*.yaml")):
         assert OmegaConf.load(path)._target_.startswith("adir_exp.priors."), path.name
+
+
+def test_execution_options_wrap_the_denoiser_for_sampling_and_the_default_is_the_reference_path(unet_dir) -> None:
+    from adir_exp.models.execution import ExecutedDenoiser
+
+    physics = Physics(BicubicDownsample(4), GaussianNoise(0.0))
+    sampler = partial(ADIRGuidedSampler, num_steps=2, progress=False)
+    plain = PixelPrior("p", UNetDenoiser(load_unet(unet_dir)), NoiseSchedule(), partial(GDObjective, lpips_weight=0))
+    assert type(plain.reconstructor(physics, sampler).denoiser) is UNetDenoiser
+    fast = PixelPrior("p", UNetDenoiser(load_unet(unet_dir)), NoiseSchedule(), partial(GDObjective, lpips_weight=0),
+                      precision="bf16", channels_last=True)  # fmt: skip
+    denoiser = fast.reconstructor(physics, sampler).denoiser
+    assert isinstance(denoiser, ExecutedDenoiser) and denoiser.precision == "bf16"
+    problem = measure("x", torch.rand(1, 3, 16, 16), physics, 0, torch.device("cpu"))
+    x = fast.reconstructor(physics, sampler).sample(problem.image_shape, problem.measurement, problem.generator())
+    assert x.dtype == torch.float32 and torch.isfinite(x).all()

@@ -70,7 +70,8 @@ class LoRAFit:
     Paper (Table 1): 400 iterations, lr 1e-4, batch 6, rank 16, alpha 8, all conv layers. ``short_side`` resizes
     every adaptation image first (to the test image's scale), ``small_images`` says what to do with images
     smaller than a crop (docs/adaptation.md). ``seed`` fixes the LoRA initialisation, the crops and the loss's
-    timesteps and noise, whatever ran before.
+    timesteps and noise, whatever ran before. ``fused`` (None: whenever exact), ``precision``, ``channels_last``,
+    ``compile`` and ``gradient_checkpointing`` trade speed and memory (docs/adaptation.md, README "Performance").
     """
 
     def __init__(
@@ -87,6 +88,10 @@ class LoRAFit:
         short_side: int | None = None,
         seed: int = 0,
         gradient_checkpointing: bool = False,
+        fused: bool | None = None,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        compile: bool | str = False,
         reconstruct_every_n_steps: int | None = None,
         progress: bool = True,
     ) -> None:
@@ -99,7 +104,8 @@ class LoRAFit:
         self.lora = {"rank": int(rank), "alpha": float(alpha), "targets": targets, "dropout": float(dropout)}
         self.crop_size, self.small_images, self.short_side = crop_size, small_images, short_side
         self.seed = seed
-        self.gradient_checkpointing = gradient_checkpointing
+        self.speed = {"gradient_checkpointing": gradient_checkpointing, "fused": fused, "precision": precision,
+                      "channels_last": channels_last, "compile": compile}
         self.reconstruct_every_n_steps = reconstruct_every_n_steps
         self.progress = progress
 
@@ -118,7 +124,7 @@ class LoRAFit:
             **self.lora,
             lr=self.lr,
             seed=self.seed,
-            gradient_checkpointing=self.gradient_checkpointing,
+            **self.speed,
         )
         data = AdaptationDataModule(
             images.images,

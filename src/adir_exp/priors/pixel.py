@@ -13,6 +13,7 @@ from torch import nn
 from adir_exp.adaptation.objective import AdaptationObjective
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models.denoiser import Denoiser, UNetDenoiser
+from adir_exp.models.execution import ExecutedDenoiser, Precision, check_precision
 from adir_exp.operators import Physics
 from adir_exp.priors.base import Prior, PriorConfigError, Reconstructor, SamplerFactory
 
@@ -24,6 +25,8 @@ class PixelPrior(Prior):
 
     ``objective`` builds the adaptation loss for a denoiser and schedule; ``image_size`` defaults to the
     network's ``sample_size``. The network is fully convolutional, so it also runs at other sizes.
+    ``precision``, ``channels_last`` and ``compile`` say how the network runs while sampling
+    (:mod:`adir_exp.models.execution`: the reverse step and the guidance stay fp32 under every setting).
     """
 
     def __init__(
@@ -35,6 +38,9 @@ class PixelPrior(Prior):
         image_size: int | None = None,
         adapter: str | Path | None = None,
         merge_adapter: bool = False,
+        precision: Precision = "fp32",
+        channels_last: bool = False,
+        compile: bool | str = False,
     ) -> None:
         if image_size is None:
             if not isinstance(denoiser, UNetDenoiser):
@@ -44,6 +50,7 @@ class PixelPrior(Prior):
         self.denoiser = denoiser.eval()
         self.schedule = schedule
         self.make_objective = objective
+        self.execution = {"precision": check_precision(precision), "channels_last": channels_last, "compile": compile}
         self.apply_adapter(adapter, merge_adapter)
 
     @property
@@ -63,7 +70,9 @@ class PixelPrior(Prior):
                 f"{self.name} is a pixel-space prior: it reconstructs with a sampler (method=gd, dps, adir_*); "
                 f"method=sd and adir_sd_* are for Stable Diffusion models"
             )
-        return sampler(denoiser=self.denoiser, schedule=self.schedule)
+        reference = self.execution == {"precision": "fp32", "channels_last": False, "compile": False}
+        denoiser = self.denoiser if reference else ExecutedDenoiser(self.denoiser, **self.execution)
+        return sampler(denoiser=denoiser, schedule=self.schedule)
 
     def copy(self) -> PixelPrior:
         twin = copy.copy(self)
