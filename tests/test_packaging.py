@@ -48,3 +48,13 @@ def test_an_installed_wheel_composes_adir_run_outside_the_repository(wheel: Path
                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "methods:" in result.stdout and "adir_prior" in result.stdout
+
+
+def test_the_package_asks_for_a_torch_range_and_constraints_pin_it() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    torch_requirement = next(r for r in project["dependencies"] if r.startswith("torch") and "vision" not in r)
+    assert "==" not in torch_requirement, torch_requirement  # a compatible range for the package ...
+    pins = (REPO_ROOT / "constraints.txt").read_text()
+    assert "torch==" in pins and "torchvision==" in pins  # ... exact pins for installs of this repository

@@ -91,3 +91,14 @@ def test_too_many_tiles_for_a_photo_is_a_clear_error(tmp_path) -> None:
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")
     with pytest.raises(ValueError, match="holds 4 tiles"):
         prepare(tmp_path / "a.png", 20, "tiles", tile=0, tiles=Tiles(scale=40, per_image=5))
+
+
+def test_near_constant_tiles_are_skipped_and_counted(tmp_path) -> None:
+    page = np.full((60, 120, 3), 255, np.uint8)
+    page[:, 60:] = (np.random.default_rng(0).random((60, 60, 3)) * 255).astype(np.uint8)  # text on the right half
+    Image.fromarray(page).save(tmp_path / "page.png")
+    tiles = Tiles(scale=60, per_image=4, min_std=0.02)
+    loaded, skipped = load_all(expand_tiles(list_images(tmp_path, None), 4), size=30, mode="tiles", tiles=tiles)
+    assert [item.image_id for item, _ in loaded] == ["page_t1", "page_t3"]  # grid cells 2 and 7: the right half
+    assert [item.image_id for item, _ in skipped] == ["page_t0", "page_t2"]
+    assert all("near-constant" in reason for _, reason in skipped)

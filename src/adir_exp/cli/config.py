@@ -127,6 +127,7 @@ RULES: dict[str, Check] = {
     "benchmark.grid_images": integer(0),
     "benchmark.tiles.scale": integer(1),
     "benchmark.tiles.per_image": integer(1),
+    "benchmark.tiles.min_std": number(),
     "adaptation.iterations": integer(1),
     "adaptation.batch_size": integer(1),
     "adaptation.lr": number(strict=True),

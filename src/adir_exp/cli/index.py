@@ -26,6 +26,14 @@ ENCODER_DIR = CONF_DIR / "retrieval" / "encoder"
 TASK_DIR = CONF_DIR / "task"
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts such as -k: refused with the flag's name instead of a traceback later."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def _config(name: str, folder: Path, kind: str):
     from omegaconf import OmegaConf
 
@@ -215,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     target.add_argument("--image", help="the (degraded) query image y")
     target.add_argument("--text", help="a text prompt (encoders with a text tower)")
     query.add_argument("--ground-truth", help="clean image: turns on the leakage guard")
-    query.add_argument("-k", type=int, default=20)
+    query.add_argument("-k", type=positive_int, default=20)
     query.add_argument("--json", help="also write the neighbours to this JSON file")
 
     robustness = commands.add_parser("robustness", help="overlap of the neighbours of x and A(x) (paper Fig. 21)")
@@ -227,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         required=True,
         help="conf/task/NAME.yaml (or a path) whose `operator` is the degradation (repeatable)",
     )
-    robustness.add_argument("-k", type=int, nargs="+", default=[1, 5, 10, 20], help="values of K")
+    robustness.add_argument("-k", type=positive_int, nargs="+", default=[1, 5, 10, 20], help="values of K")
     robustness.add_argument("--size", type=int, default=256, help="working resolution the operators expect")
     robustness.add_argument("--limit", type=int, default=None, help="use at most this many images")
     robustness.add_argument("-o", "--out", required=True, help="folder for robustness.csv and robustness.png")

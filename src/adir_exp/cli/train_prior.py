@@ -10,13 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from adir_exp.cli.config import CONFIG_PATH, resolved
+from adir_exp.cli.config import CONFIG_PATH, ConfigError, reported_as, resolved
 from adir_exp.paths import configure_environment
 
 configure_environment()
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 def train(cfg: DictConfig) -> Path:
@@ -71,9 +71,24 @@ def train(cfg: DictConfig) -> Path:
     return export_dir
 
 
+def check(cfg: DictConfig) -> None:
+    """Refuse settings that would train on nothing, before any work, naming the key."""
+    for key in ("data.crop", "data.batch_size", "data.epoch_length", "trainer.max_steps"):
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{key}={value!r} must be a positive integer")
+    if cfg.data.epoch_length < cfg.data.batch_size:
+        raise ConfigError(
+            f"data.epoch_length={cfg.data.epoch_length} is smaller than data.batch_size={cfg.data.batch_size}: "
+            f"an epoch would hold no batch"
+        )
+
+
 @hydra.main(config_path=CONFIG_PATH, config_name="train_prior", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    print(f"prior written to {train(cfg)}")
+    with reported_as("adir-train-prior"):
+        check(cfg)
+        print(f"prior written to {train(cfg)}")
 
 
 if __name__ == "__main__":

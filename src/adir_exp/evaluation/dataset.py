@@ -35,10 +35,13 @@ class BenchmarkImage:
 
 @dataclass(frozen=True)
 class Tiles:
-    """``preprocess="tiles"``: resize to short side ``scale``, use ``per_image`` tiles of the size×size grid."""
+    """``preprocess="tiles"``: resize to short side ``scale``, use ``per_image`` tiles of the size×size grid; a
+    tile whose pixel standard deviation is below ``min_std`` (a white page margin, a flat sky) is skipped, since
+    no-reference metrics cannot score it and it says nothing about a prior."""
 
     scale: int
     per_image: int
+    min_std: float = 0.0
 
 
 def expand_tiles(images: list[BenchmarkImage], per_image: int) -> list[BenchmarkImage]:
@@ -122,12 +125,21 @@ def prepare(path: Path, size: int | None, mode: Preprocess, tile: int | None = N
 def load_all(
     images: list[BenchmarkImage], size: int | None, mode: Preprocess, tiles: Tiles | None = None
 ) -> tuple[list[tuple[BenchmarkImage, torch.Tensor]], list[tuple[BenchmarkImage, str]]]:
-    """Prepared images, and the (image, reason) pairs that could not be read (reported, skipped, counted)."""
+    """Prepared images, and the (image, reason) pairs that could not be read or were near-constant tiles
+    (reported, skipped, counted)."""
     loaded, skipped = [], []
     for item in images:
         try:
-            loaded.append((item, prepare(item.path, size, mode, item.tile, tiles)))
+            image = prepare(item.path, size, mode, item.tile, tiles)
         except ImageReadError as error:
             log.warning("skipping unreadable image %s: %s", item.path, error)
             skipped.append((item, str(error)))
+            continue
+        if tiles is not None and tiles.min_std and (spread := float(image.std())) < tiles.min_std:
+            skipped.append((item, f"near-constant tile {item.tile} (std {spread:.4f} < tiles.min_std {tiles.min_std})"))
+            continue
+        loaded.append((item, image))
+    flat = sum("near-constant" in reason for _, reason in skipped)
+    if flat:
+        log.info("%d near-constant tiles skipped (benchmark.tiles.min_std=%s)", flat, tiles.min_std)
     return loaded, skipped
