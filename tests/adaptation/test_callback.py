@@ -12,9 +12,9 @@ from adir_exp.samplers import ADIRGuidedSampler
 pytestmark = pytest.mark.filterwarnings("ignore:Found .* module\\(s\\) in eval mode")
 
 
-def adapt(denoiser, schedule, random_lpips, photo, problem, every_n_steps=None):
+def adapt(denoiser, schedule, random_lpips, photo, problem, at=()):
     sampler = ADIRGuidedSampler(denoiser, schedule, num_steps=3, progress=False)
-    callback = ReconstructionCallback(sampler, problem, every_n_steps=every_n_steps)
+    callback = ReconstructionCallback(sampler, problem, at=at)
     before = sampler.sample(problem.image_shape, problem.measurement, generator=problem.generator())
     module = LoRAAdaptation(GDObjective(denoiser, schedule, perceptual=random_lpips), lr=1e-3)
     trainer = Trainer(
@@ -28,7 +28,7 @@ def adapt(denoiser, schedule, random_lpips, photo, problem, every_n_steps=None):
 def test_final_reconstruction_uses_the_adapted_model_and_snapshots_are_kept(
     denoiser, schedule, random_lpips, photo, sr_problem
 ) -> None:
-    callback, module, before = adapt(denoiser, schedule, random_lpips, photo, sr_problem, every_n_steps=1)
+    callback, module, before = adapt(denoiser, schedule, random_lpips, photo, sr_problem, at=[1, 2, 3])
     assert callback.result.shape == sr_problem.image_shape
     assert sorted(callback.snapshots) == [1, 2]
     assert not torch.equal(callback.result, before)  # the adapters changed the prior

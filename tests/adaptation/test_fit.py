@@ -56,8 +56,16 @@ def test_fit_is_repeatable_whatever_used_the_global_rng_before(tiny_prior, sr_pr
 
 
 def test_intermediate_reconstructions_are_kept_by_step(tiny_prior, sr_problem) -> None:
-    _, result = fit(tiny_prior, sr_problem, iterations=4, reconstruct_every_n_steps=2)
-    assert sorted(result.snapshots) == [2]
+    _, result = fit(tiny_prior, sr_problem, iterations=4, reconstruct_at=[1, 3, 4, 9])
+    assert sorted(result.snapshots) == [1, 3]  # the last step is the fit's own result; 9 is never reached
+
+
+def test_a_snapshot_after_n_steps_is_the_n_step_fit(tiny_prior, sr_problem) -> None:
+    """Prefix consistency: one long fit gives the reconstructions of every shorter one (cost/benefit curves)."""
+    _, long = fit(tiny_prior, sr_problem, iterations=5, reconstruct_at=[2, 3])
+    for steps in (2, 3):
+        _, short = fit(tiny_prior, sr_problem, iterations=steps)
+        assert torch.equal(long.snapshots[steps], short.estimate)
 
 
 @pytest.mark.parametrize("merge", [False, True])

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pytest
 from PIL import Image
 
@@ -118,3 +119,30 @@ def test_mini_repro_runs_every_method_on_tiles_and_reports_paired_differences(
     text = (tmp_path / "report" / "report.md").read_text()
     assert "adir_knn − adir_random" in text and "gd − measurement" in text
     assert (tmp_path / "report" / "differences.png").stat().st_size > 1000
+
+
+def test_the_chosen_summary_metric_is_returned_for_sweepers(dataset, tmp_path) -> None:
+    from adir_exp.cli.bench import optimized_value
+    from adir_exp.cli.config import ConfigError
+    from tests.cli.helpers import run_app
+
+    table = run_app("bench", [*FAST, "method=[bicubic,gd]", f"benchmark.dataset={dataset}", "benchmark.first_n=2",
+                              f"benchmark.results_dir={tmp_path / 'r'}"], tmp_path / "report")  # fmt: skip
+    gd = next(row for row in table if row["method"] == "gd")
+    assert optimized_value(table, "gd/psnr") == gd["psnr_mean"]
+    assert optimized_value(table, None) is None
+    with pytest.raises(ConfigError, match="choose one of: bicubic/psnr"):
+        optimized_value(table, "adir_knn/lpips")
+
+
+@pytest.mark.integration
+def test_an_optuna_search_over_a_setting_finds_the_best_trial(dataset, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    result = bench(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.direction=maximize",
+                    "hydra.sweeper.sampler.seed=0", "sampler.guidance_scale=interval(0.0,30.0)", "optimized_metric=gd/psnr",
+                    *FAST, "method=[gd]", f"benchmark.dataset={dataset}", "benchmark.first_n=1",
+                    f"benchmark.results_dir={tmp_path / 'r'}", f"hydra.sweep.dir={sweep}"])  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["name"] == "optuna" and "sampler.guidance_scale" in best["best_params"]
+    assert isinstance(best["best_value"], float)

@@ -65,3 +65,14 @@ def test_report_says_not_measured_where_a_metric_is_missing_and_refuses_an_empty
     assert "| gd − bicubic | psnr | 4 | +1.0000 |" in text
     with pytest.raises(ResultsError):
         write_report([tmp_path / "missing"], tmp_path / "out2", ["psnr"], ["gd:BASE"])
+
+
+def test_retrieval_precision_is_the_share_of_adaptation_images_from_the_domain() -> None:
+    from adir_exp.evaluation.report import retrieval_precision
+
+    rows = [{"method": "adir_knn", "image": "a", "adaptation_images": ["astronomy/x.png", "natural/y.png"]},
+            {"method": "adir_knn", "image": "b", "adaptation_images": ["astronomy/z.png", "astronomy/w.png"]},
+            {"method": "adir_knn@50", "image": "b", "adaptation_images": ["natural/v.png"]},
+            {"method": "gd", "image": "a"}]  # fmt: skip
+    ((method, (n, mean, low, high)),) = retrieval_precision(rows, "astronomy", resamples=500).items()
+    assert (method, n, mean) == ("adir_knn", 2, 0.75) and 0.5 <= low <= mean <= high <= 1.0

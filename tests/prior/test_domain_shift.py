@@ -94,7 +94,7 @@ def test_files_live_where_the_manifest_says_and_keep_their_scale(sets, tmp_path)
         if entry.split == "train":
             assert path.resolve().parent == (tmp_path / "corpus" / "train").resolve()
             continue
-        assert entry.path == (f"collection/{entry.id}.png" if entry.split == "collection"
+        assert entry.path == (f"collection/{entry.domain}/{entry.id}.png" if entry.split == "collection"
                               else f"test/{entry.domain}/{entry.id}.png")
         with Image.open(path) as image:
             if entry.domain == "documents":  # pages keep their rendering's scale

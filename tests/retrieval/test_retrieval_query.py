@@ -115,3 +115,23 @@ def test_retriever_builds_a_missing_index_from_a_collection(tmp_path, tiny_clip)
     retriever = Retriever(tmp_path / "idx", tiny_clip, k=2, build_from=tmp_path / "col")
     assert len(retriever.index) == 3 and (tmp_path / "idx" / "meta.json").is_file()
     assert len(Retriever(tmp_path / "idx", tiny_clip, k=2, build_from=tmp_path / "col").index) == 3  # reused
+
+
+def test_random_query_within_a_folder_draws_only_from_it(tmp_path, effnet_128, fast_embed):
+    """The oracle of the domain-shift study: K random images of the test image's own domain."""
+    from adir_exp.retrieval.build import build_index
+
+    rng = np.random.default_rng(0)
+    for domain in ("astronomy", "documents"):
+        (tmp_path / "collection" / domain).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(
+                tmp_path / "collection" / domain / f"{i}.png")
+    build_index(tmp_path / "collection", tmp_path / "index", effnet_128, embed=fast_embed)
+    retriever = Retriever(tmp_path / "index", effnet_128, k=3)
+    drawn = retriever.query_random(torch.rand(1, 3, 16, 16), seed=1, within="documents")
+    assert len(drawn) == 3 and all(n.id.startswith("documents/") for n in drawn)
+    again = retriever.query_random(torch.rand(1, 3, 16, 16), seed=1, within="documents")
+    assert [n.id for n in again] == [n.id for n in drawn]  # seeded
+    with pytest.raises(ValueError, match="under 'nebulae'"):
+        retriever.query_random(torch.rand(1, 3, 16, 16), within="nebulae")

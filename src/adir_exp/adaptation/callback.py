@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import torch
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class ReconstructionCallback(Callback):
-    """Reconstructs ``problem`` with ``reconstructor`` at the end of fit and, with ``every_n_steps``, during it.
+    """Reconstructs ``problem`` with ``reconstructor`` at the end of fit and after each step in ``at``.
 
     ``reconstructor`` must use the network the :class:`~adir_exp.adaptation.module.LoRAAdaptation` trains (the
     adapted prior's). Every reconstruction starts from the problem's sampling generator, so the final one does
@@ -21,16 +22,16 @@ class ReconstructionCallback(Callback):
     intermediate ones in :attr:`snapshots` by global step.
     """
 
-    def __init__(self, reconstructor: Reconstructor, problem: Problem, every_n_steps: int | None = None) -> None:
+    def __init__(self, reconstructor: Reconstructor, problem: Problem, at: Iterable[int] = ()) -> None:
         self.reconstructor = reconstructor
         self.problem = problem
-        self.every_n_steps = every_n_steps
+        self.at = set(at)
         self.result: torch.Tensor | None = None
         self.snapshots: dict[int, torch.Tensor] = {}
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
-        if self.every_n_steps and step % self.every_n_steps == 0 and step < trainer.max_steps:
+        if step in self.at and step < trainer.max_steps:
             self.snapshots[step] = self.reconstruct(pl_module)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

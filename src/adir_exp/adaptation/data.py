@@ -65,18 +65,22 @@ def fit_to_crop(
 class RandomCrops(Dataset):
     """``iterations`` batches of ``batch_size`` random ``crop_size`` crops; batch i is the same on every access.
 
-    Which image and which window each crop takes is drawn once, from ``seed``, when the dataset is built.
+    Which image and which window each crop takes is drawn once, from ``seed``, when the dataset is built. The
+    draws are prefix-consistent: the first N batches are the same whatever ``iterations`` is, so a fit of N
+    iterations is exactly the first N steps of a longer one (a cost/benefit curve can read several iteration
+    counts off one fit).
     """
 
     def __init__(self, images: Sequence[torch.Tensor], crop_size: int, batch_size: int, iterations: int, seed: int):
         self.images = list(images)
         self.crop_size = crop_size
-        generator = torch.Generator().manual_seed(seed)
+        order_draws = torch.Generator().manual_seed(seed)
         count = iterations * batch_size
         rounds = -(-count // len(self.images))  # ceil: enough permutations of the set to fill every batch
-        order = torch.cat([torch.randperm(len(self.images), generator=generator) for _ in range(rounds)])
+        order = torch.cat([torch.randperm(len(self.images), generator=order_draws) for _ in range(rounds)])
         self.sources = order[:count].view(iterations, batch_size)
-        self.positions = torch.rand(iterations, batch_size, 2, generator=generator, dtype=torch.float64)
+        window_draws = torch.Generator().manual_seed(seed + 1)
+        self.positions = torch.rand(iterations, batch_size, 2, generator=window_draws, dtype=torch.float64)
 
     def __len__(self) -> int:
         return self.sources.shape[0]

@@ -72,6 +72,9 @@ class LoRAFit:
     smaller than a crop (docs/adaptation.md). ``seed`` fixes the LoRA initialisation, the crops and the loss's
     timesteps and noise, whatever ran before. ``fused`` (None: whenever exact), ``precision``, ``channels_last``,
     ``compile`` and ``gradient_checkpointing`` trade speed and memory (docs/adaptation.md, README "Performance").
+    ``reconstruct_at`` also reconstructs after those steps: since the fit is prefix-consistent (the first N steps
+    are the same whatever ``iterations`` is), the reconstruction after step N is that of an N-iteration fit, so
+    one fit gives a whole cost/benefit curve.
     """
 
     def __init__(
@@ -92,7 +95,7 @@ class LoRAFit:
         precision: str = "fp32",
         channels_last: bool = False,
         compile: bool | str = False,
-        reconstruct_every_n_steps: int | None = None,
+        reconstruct_at: list[int] | None = None,
         progress: bool = True,
     ) -> None:
         for name, value in (("iterations", iterations), ("batch_size", batch_size), ("rank", rank)):
@@ -106,7 +109,7 @@ class LoRAFit:
         self.seed = seed
         self.speed = {"gradient_checkpointing": gradient_checkpointing, "fused": fused, "precision": precision,
                       "channels_last": channels_last, "compile": compile}
-        self.reconstruct_every_n_steps = reconstruct_every_n_steps
+        self.reconstruct_at = sorted(reconstruct_at or [])
         self.progress = progress
 
     def __call__(
@@ -137,7 +140,7 @@ class LoRAFit:
             names=images.ids,
             short_side=self.short_side,
         )
-        callback = ReconstructionCallback(reconstructor, problem, every_n_steps=self.reconstruct_every_n_steps)
+        callback = ReconstructionCallback(reconstructor, problem, at=self.reconstruct_at)
         progress = [AdaptationProgress()] if self.progress else []
         trainer = Trainer(
             max_steps=self.iterations,

@@ -105,14 +105,25 @@ class NearestToText(AdaptationSource):
 
 class RandomImages(AdaptationSource):
     """K collection images drawn at random with the problem's own seed: the control for retrieval. Adapting on
-    them costs the same, so what ADIR gains over this comes from *which* images were retrieved."""
+    them costs the same, so what ADIR gains over this comes from *which* images were retrieved.
+
+    ``within`` draws only from one folder of the collection (``<within>/...``, e.g. the test image's domain):
+    the oracle of retrieval, K images surely of the right kind without looking at y.
+    """
 
     needs_retriever = True
 
+    def __init__(self, within: str | None = None) -> None:
+        self.within = within
+
     def collect(self, problem: Problem, retriever: Retriever | None = None) -> AdaptationSet:
         y = to_image_range(problem.y).cpu()
-        neighbours = retriever.query_random(y, seed=problem.seed, ground_truth=problem.ground_truth)
-        return _retrieved(neighbours, retriever, "random draw")
+        neighbours = retriever.query_random(y, seed=problem.seed, ground_truth=problem.ground_truth,
+                                            within=self.within)
+        return _retrieved(neighbours, retriever, f"random draw{f' within {self.within}/' if self.within else ''}")
+
+    def __repr__(self) -> str:
+        return f"RandomImages(within={self.within!r})" if self.within else "RandomImages()"
 
 
 class GivenImages(AdaptationSource):

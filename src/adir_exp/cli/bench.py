@@ -58,15 +58,27 @@ def run(cfg: DictConfig) -> list[dict]:
                    save_adapters=bench.save_adapters, grid_images=bench.grid_images)
 
 
+def optimized_value(table: list[dict], choice: str | None) -> float | None:
+    """The summary mean ``choice`` names ("<method>/<metric>"), what a Hydra sweeper (Optuna) optimises."""
+    if not choice:
+        return None
+    method, _, metric = str(choice).partition("/")
+    row = next((r for r in table if r["method"] == method), None)
+    if row is None or f"{metric}_mean" not in row:
+        known = ", ".join(f"{r['method']}/{k[:-5]}" for r in table if r["n"] for k in r if k.endswith("_mean"))
+        raise ConfigError(f"optimized_metric={choice!r} is not in this run's summary; choose one of: {known}")
+    return float(row[f"{metric}_mean"])
+
+
 @hydra.main(config_path=CONFIG_PATH, config_name="bench", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     with reported_as("adir-bench"):
-        run(cfg)
+        return optimized_value(run(cfg), cfg.get("optimized_metric"))
 
 
 DEFAULT_PAIRS = (
-    "gd:BASE", "adir_knn:gd", "adir_self:gd", "adir_random:gd", "adir_knn:adir_random", "dps:gd", "ddrm:gd",
-    "adir_knn:BASE",
+    "gd:BASE", "adir_knn:gd", "adir_self:gd", "adir_random:gd", "adir_knn:adir_random", "adir_oracle:adir_knn",
+    "dps:gd", "ddrm:gd", "adir_knn:BASE",
 )
 
 
@@ -81,11 +93,14 @@ def report() -> None:
     parser.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS),
                         help="method:reference pairs; BASE = the no-prior baseline (bicubic or measurement)")
     parser.add_argument("--resamples", type=int, default=10_000)
+    parser.add_argument("--domain", default=None,
+                        help="also report each adapting method's retrieval precision: the share of its adaptation "
+                             "images from this collection folder (domain-shift study)")
     args = parser.parse_args()
     from adir_exp.evaluation.results import ResultsError
 
     with reported_as("adir-bench-report", ResultsError):
-        print(write_report(args.results_dirs, args.out, args.metrics, args.pairs, args.resamples))
+        print(write_report(args.results_dirs, args.out, args.metrics, args.pairs, args.resamples, args.domain))
 
 
 def merge() -> None:

@@ -89,9 +89,12 @@ def execute(
     report = runner.run(images)
     log.info("%d new rows, %d already done in %s%s", report.written, report.already_done, store_dir,
              f", {report.busy} being computed by another process" if report.busy else "")
-    current = [r for r in store.rows() if experiment.keys.get(r["method"]) == r.get("key")]
+    def base(value: str) -> str:  # "adir_knn@50": the adir_knn fit after 50 steps (adaptation.reconstruct_at)
+        return value.split("@")[0]
+
+    current = [r for r in store.rows() if experiment.keys.get(base(r["method"])) == base(r.get("key", ""))]
     order = list(experiment.methods)
-    current.sort(key=lambda r: order.index(r["method"]))
+    current.sort(key=lambda r: (order.index(base(r["method"])), r.get("iterations", float("inf"))))
     paper = paper_numbers(selected(cfg, "experiment_name"))
     metrics = table_metrics(current, paper)
     table = summarise(current, metrics, paper)

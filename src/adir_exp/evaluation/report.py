@@ -71,6 +71,24 @@ def paired_bootstrap(
     return Difference(method, reference, metric, len(images), float(differences.mean()), float(low), float(high))
 
 
+def retrieval_precision(rows: Sequence[dict], domain: str, resamples: int = 10_000, seed: int = 0) -> dict:
+    """Per method that adapted on collection images: the share of them from ``domain`` (collection ids
+    ``<domain>/...``), mean over images with its percentile-bootstrap 95 % CI: {method: (n, mean, low, high)}."""
+    shares: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        ids = row.get("adaptation_images") or []
+        if ids and "@" not in row["method"]:
+            shares[row["method"]].append(sum(i.startswith(f"{domain}/") for i in ids) / len(ids))
+    rng = np.random.default_rng(seed)
+    table = {}
+    for method, values in shares.items():
+        data = np.asarray(values)
+        means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(1)
+        low, high = np.percentile(means, [2.5, 97.5])
+        table[method] = (len(data), float(data.mean()), float(low), float(high))
+    return table
+
+
 def photo_of(image_id: str) -> str:
     """The photo a tile id ``<stem>_t<k>`` was cut from (ids without a tile suffix are their own photo)."""
     stem, _, tile = image_id.rpartition("_t")
@@ -99,11 +117,17 @@ BASELINES = ("bicubic", "measurement", "pseudo_inverse")
 
 
 def write_report(
-    results_dirs: Sequence[Path], out: Path, metrics: Sequence[str], pairs: Sequence[str], resamples: int = 10_000
+    results_dirs: Sequence[Path],
+    out: Path,
+    metrics: Sequence[str],
+    pairs: Sequence[str],
+    resamples: int = 10_000,
+    domain: str | None = None,
 ) -> str:
     """report.md (per directory: method means, then each ``method:reference`` pair's mean difference with its
-    image-level and photo-level 95 % CIs) and differences.png (forest plot) in ``out``; returns the Markdown.
-    ``BASE`` in a pair stands for the directory's no-prior baseline."""
+    image-level and photo-level 95 % CIs, and with ``domain`` the retrieval precision of each adapting method)
+    and differences.png (forest plot) in ``out``; returns the Markdown. ``BASE`` in a pair stands for the
+    directory's no-prior baseline."""
     from adir_exp.evaluation.results import existing_rows, labelled_by_key
 
     columns = [*metrics, *(["ssim"] if "ssim" not in metrics else [])]
@@ -136,6 +160,11 @@ def write_report(
                 plotted.append((Path(results_dir).name, d))
                 lines.append(f"| {method} − {reference} | {metric} | {d.n} | {d.mean:+.4f} | "
                              f"[{d.low:+.4f}, {d.high:+.4f}] | [{c.low:+.4f}, {c.high:+.4f}] | {d.verdict} |")
+        if domain:
+            lines += ["", f"Retrieval precision: share of the adaptation images from `{domain}/` (mean over images, "
+                      "95% bootstrap CI).", "", "| method | n | precision | 95% CI |", "|---|---|---|---|"]
+            for method, (n, mean, low, high) in retrieval_precision(rows, domain, resamples).items():
+                lines.append(f"| {method} | {n} | {mean:.3f} | [{low:.3f}, {high:.3f}] |")
         lines.append("")
     out.mkdir(parents=True, exist_ok=True)
     if plotted:

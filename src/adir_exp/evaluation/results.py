@@ -22,7 +22,7 @@ from pathlib import Path
 
 PAPER_RESULTS = Path(__file__).with_name("paper_results.yaml")
 RowKey = tuple[str, str, str]
-NON_METRIC = frozenset({"method", "image", "seed", "key", "seconds", "adaptation_images"})
+NON_METRIC = frozenset({"method", "image", "seed", "key", "seconds", "adaptation_images", "iterations"})
 
 
 class ResultsError(ValueError):

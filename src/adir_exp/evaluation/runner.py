@@ -104,6 +104,9 @@ class Runner:
                    "seconds": seconds, **self.metrics.scores(estimate.image, problem.ground_truth)}
             if estimate.adaptation_images:
                 row["adaptation_images"] = estimate.adaptation_images
+            for step, snapshot in estimate.snapshots.items():  # the same fit after fewer steps: its own rows
+                self.store.append({**row, "method": f"{name}@{step}", "key": f"{self.keys[name]}@{step}",
+                                   "iterations": step, **self.metrics.scores(snapshot, problem.ground_truth)})
             self.store.append(row)
         scores = ", ".join(f"{k}={v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds")
         log.info("%s %s: %s (%.1f s)", problem.image_id, name, scores, seconds)

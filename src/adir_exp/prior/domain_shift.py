@@ -103,8 +103,10 @@ class DomainEntry:
 
 
 def study_path(domain: str, split: str, image_id: str) -> str:
-    """Where an image of the study lives, relative to its directory (train images live in the corpus)."""
-    return f"collection/{image_id}.png" if split == "collection" else f"test/{domain}/{image_id}.png"
+    """Where an image of the study lives, relative to its directory (train images live in the corpus). The
+    collection keeps one folder per domain, so a retrieved image's id (``<domain>/<name>.png``) says its domain:
+    retrieval precision and the per-domain oracle read it from there."""
+    return f"{split}/{domain}/{image_id}.png"
 
 
 def build_domain_shift(
@@ -113,7 +115,7 @@ def build_domain_shift(
     shifted: Mapping[str, Sequence[Candidate]],
     out_dir: Path,
 ) -> list[DomainEntry]:
-    """Write ``out_dir/collection`` and ``out_dir/test/<domain>`` plus the manifest; returns its entries.
+    """Write ``out_dir/collection/<domain>`` and ``out_dir/test/<domain>`` plus the manifest; returns its entries.
 
     ``natural`` is the corpus manifest (``build_corpus`` wrote its images into ``corpus_dir``), ``shifted`` maps
     ``astronomy`` / ``documents`` to their candidates. Files of an earlier build that are no longer chosen are
@@ -157,7 +159,7 @@ def build_domain_shift(
             entries.append(DomainEntry(image_id, split, domain, candidate.source, candidate.version, candidate.file,
                                        candidate.licence, candidate.copyright, digest, width, height, path))
     written = {out_dir / e.path for e in entries if e.split != "train"}
-    for stale in [*out_dir.glob("collection/*.png"), *out_dir.glob("test/*/*.png")]:
+    for stale in [*out_dir.glob("collection/*.png"), *out_dir.glob("collection/*/*.png"), *out_dir.glob("test/*/*.png")]:
         if stale not in written:
             stale.unlink()
     write_domain_manifest(entries, out_dir / MANIFEST_NAME)

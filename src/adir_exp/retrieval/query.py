@@ -123,15 +123,27 @@ class Retriever:
         return self.query_embedding(self.encoder.encode_text([text])[0].numpy(), k)
 
     def query_random(
-        self, y: torch.Tensor, k: int | None = None, seed: int = 0, ground_truth: torch.Tensor | None = None
+        self,
+        y: torch.Tensor,
+        k: int | None = None,
+        seed: int = 0,
+        ground_truth: torch.Tensor | None = None,
+        within: str | None = None,
     ) -> Neighbours:
         """K collection images drawn uniformly at random (seeded), the control for K-NN retrieval: adapting on
-        them costs the same, so any gain of ADIR over this is due to *which* images were retrieved. Distances
-        are still y's, for the log; the leakage guard applies as in :meth:`query_image`."""
+        them costs the same, so any gain of ADIR over this is due to *which* images were retrieved. ``within``
+        draws only from the items under that folder of the collection (ids ``<within>/...``): e.g. the test
+        image's own domain, the oracle of retrieval. Distances are still y's, for the log; the leakage guard
+        applies as in :meth:`query_image`."""
         k = self.k if k is None else k
-        if not 1 <= k <= len(self.index):
-            raise ValueError(f"k={k} but the collection at {self.index.directory} holds {len(self.index)} images")
-        rows = np.random.default_rng(seed).permutation(len(self.index))
+        pool = np.arange(len(self.index))
+        if within is not None:
+            pool = np.array([row for row, item in enumerate(self.index.ids) if item.startswith(f"{within}/")])
+            if not len(pool):
+                raise ValueError(f"no item of the collection at {self.index.directory} is under {within!r}/")
+        if not 1 <= k <= len(pool):
+            raise ValueError(f"k={k} but the collection at {self.index.directory} holds {len(pool)} such images")
+        rows = pool[np.random.default_rng(seed).permutation(len(pool))]
         vectors = self.index.vectors(rows)
         if ground_truth is not None and self.leakage_guard.enabled:
             keep = vectors @ self.embed_image(ground_truth) < self.leakage_guard.threshold
