@@ -34,4 +34,3 @@ def configure_environment() -> None:
     os.environ.setdefault("HF_HOME", str(home / "huggingface"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("WANDB_MODE", "offline")

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +45,16 @@ def run_app(app: str, overrides: list[str], out: Path) -> Any:
 
 
 def cli(module: str, args: list[str], env: dict | None = None, background: bool = False, timeout: int = 600):
-    """``python -m adir_exp.cli.<module> args`` from the repository root (W&B offline and quiet); ``env`` values
-    of None remove a variable."""
+    """``python -m adir_exp.cli.<module> args`` from the repository root (W&B offline and quiet, no terminal to
+    prompt on); ``env`` values of None remove a variable."""
     command = [sys.executable, "-m", f"adir_exp.cli.{module}", *args]
     merged = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
     environment = {key: value for key, value in merged.items() if value is not None}
     if background:
-        return subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-    return subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=timeout)
+        return subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.run(command, cwd=REPO_ROOT, env=environment, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def stored(results_dir: Path, image_id: str, name: str) -> Path:
@@ -66,3 +71,67 @@ def rows(results_dir: Path) -> list[dict]:
     for row in out:
         row.pop("seconds")
     return sorted(out, key=lambda r: (r["method"], r["image"]))
+
+
+@dataclass
+class WandbRun:
+    """What an offline W&B run recorded: its run record, its config, the last value of each logged key, and the
+    exit code of ``finish`` (None: never finished)."""
+
+    group: str
+    name: str
+    job_type: str
+    config: dict = field(default_factory=dict)
+    logged: dict = field(default_factory=dict)
+    exit_code: int | None = None
+
+
+def wandb_records(path: Path) -> Iterator[Any]:
+    """The ``Record`` protobufs of a run log (``run-<id>.wandb``). wandb 0.31 ships no Python reader (wandb-core
+    writes the file), so this reads its LevelDB log format: a 7-byte header (``:W&B``, magic, version), then
+    32 KiB blocks of chunks ``crc32(type + data), length, type, data``, a record being one FULL chunk or
+    FIRST, MIDDLE…, LAST; a block's tail too short for a chunk header is padding."""
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    block, head = 32768, 7
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run log"
+    position, payload = head, b""
+    while len(data) - position >= head:
+        if (space := block - position % block) < head:
+            position += space
+            continue
+        checksum, length, kind = struct.unpack_from("<IHB", data, position)
+        chunk = data[position + head: position + head + length]
+        assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) == checksum, f"{path}: bad chunk at {position}"
+        position += head + length
+        payload += chunk
+        if kind in (1, 4):  # FULL, LAST
+            yield Record.FromString(payload)
+            payload = b""
+
+
+def offline_wandb_runs(root: Path) -> list[WandbRun]:
+    """Every offline W&B run under ``root`` (``**/wandb/offline-run-*/run-*.wandb``), sorted by name."""
+    runs = []
+    for path in sorted(Path(root).glob("**/wandb/offline-run-*/run-*.wandb")):
+        run = None
+        for record in wandb_records(path):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                run = WandbRun(record.run.run_group, record.run.display_name, record.run.job_type)
+                items = record.run.config.update
+            elif kind == "config":
+                items = record.config.update
+            elif kind == "history":
+                run.logged |= {"/".join(item.nested_key) or item.key: json.loads(item.value_json)
+                               for item in record.history.item}
+                continue
+            elif kind == "exit":
+                run.exit_code = record.exit.exit_code
+                continue
+            else:
+                continue
+            run.config |= {item.key: json.loads(item.value_json) for item in items if item.key != "_wandb"}
+        runs.append(run)
+    return sorted(runs, key=lambda r: r.name)

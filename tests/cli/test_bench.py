@@ -1,4 +1,4 @@
-"""``adir-bench`` end to end on tiny models: rows, summary, grids; kill + restart; shards; W&B offline."""
+"""``adir-bench`` end to end on tiny models: rows, summary, grids; kill + restart; shards; a sweep's W&B runs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 import pytest
 from PIL import Image
 
-from tests.cli.helpers import CHEAP_METRICS, cli, rows
+from tests.cli.helpers import CHEAP_METRICS, cli, offline_wandb_runs, rows
 from tests.conftest import REPO_ROOT
 
 FAST = ["sampler.num_steps=4", "sampler.progress=false", "benchmark.size=32", *CHEAP_METRICS]
@@ -88,13 +88,26 @@ def test_two_shards_with_submitit_local_merge_into_the_single_job_table(dataset,
 
 
 @pytest.mark.integration
-def test_wandb_offline_run_files_are_written(dataset, tmp_path) -> None:
-    result = bench([*FAST, "logger=wandb", f"benchmark.dataset={dataset}", f"benchmark.results_dir={tmp_path / 'r'}",
-                    "method=[bicubic]", f"hydra.run.dir={tmp_path / 'h'}"])
+def test_a_two_job_sweep_logs_two_finished_offline_wandb_runs_in_one_group(dataset, tmp_path) -> None:
+    """Each job of ``-m`` is a W&B run of its own (the basic launcher runs both in one process), named after its
+    overrides, in the sweep's group, with the resolved config, the summary and the means."""
+    sweep = tmp_path / "2026-12-03_10-00-00"
+    result = bench(["-m", *FAST, "logger=wandb", f"benchmark.dataset={dataset}", "benchmark.first_n=2",
+                    f"benchmark.results_dir={tmp_path / 'r'}", "method=[gd]", "sampler.guidance_scale=0,50",
+                    f"hydra.sweep.dir={sweep}"])
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = list((tmp_path / "h" / "wandb").glob("offline-run-*"))
-    assert runs and any(runs[0].glob("*.wandb"))
-    assert (tmp_path / "h" / "summary.md").is_file()
+    runs = offline_wandb_runs(sweep)
+    assert [len(list((sweep / job / "wandb").glob("offline-run-*"))) for job in ("0", "1")] == [1, 1]
+    assert {run.group for run in runs} == {"bench-2026-12-03_10-00-00"}
+    assert [run.job_type for run in runs] == ["bench", "bench"] and [run.exit_code for run in runs] == [0, 0]
+    zero, fifty = runs
+    assert "sampler.guidance_scale=0," in zero.name and "sampler.guidance_scale=50," in fifty.name
+    assert "logger" not in zero.name and str(dataset) not in zero.name  # excluded: logging switches and paths
+    assert [run.config["sampler"]["guidance_scale"] for run in runs] == [0, 50]
+    assert all(run.config["benchmark"]["dataset"] == str(dataset) for run in runs)
+    assert all("gd/psnr_mean" in run.logged and run.logged["summary/_type"] == "table-file" for run in runs)
+    assert zero.logged["gd/psnr_mean"] != fifty.logged["gd/psnr_mean"]
+    assert (sweep / "1" / "summary.md").is_file()
 
 
 @pytest.mark.integration

@@ -10,7 +10,14 @@ import torch
 
 from adir_exp.cli.config import ConfigError
 from adir_exp.data.images import ASSET_IMAGE, load_image
-from tests.cli.helpers import CHEAP_METRICS, cli, rows, run_app, stored
+from tests.cli.helpers import (
+    CHEAP_METRICS,
+    cli,
+    offline_wandb_runs,
+    rows,
+    run_app,
+    stored,
+)
 
 FAST = ["image_size=32", "sampler.num_steps=5", "sampler.progress=false", *CHEAP_METRICS]
 
@@ -25,6 +32,40 @@ def test_adir_run_writes_outputs_metrics_and_the_summary_last(tmp_path) -> None:
     assert (out / "grids" / "astronaut_256.png").is_file()
     assert json.loads((out / "metrics.json").read_text()).keys() == {"gd"}
     assert "| gd | 1 |" in result.stdout and result.stdout.rstrip().splitlines()[-1].startswith("grids")
+
+
+@pytest.mark.integration
+def test_adir_run_logs_one_finished_offline_wandb_run(tmp_path) -> None:
+    out = tmp_path / "run"
+    result = cli("run", [*FAST, "logger=wandb", f"hydra.run.dir={out}"], env={"WANDB_MODE": None})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((out / "wandb").glob("offline-run-*"))) == 1
+    (run,) = offline_wandb_runs(out)
+    assert (run.group, run.job_type, run.exit_code) == ("adm_tiny_sr4", "run", 0)  # the experiment; finished
+    assert "image_size=32" in run.name and "sampler.num_steps=5" in run.name and "logger" not in run.name
+    assert run.config["image_size"] == 32 and run.config["methods"]["gd"]["sampler"]["num_steps"] == 5
+    assert run.logged["gd/psnr_mean"] == pytest.approx(json.loads((out / "metrics.json").read_text())["gd"]["psnr"])
+    assert run.logged["grids/count"] == 1 and run.logged["summary/_type"] == "table-file"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("online", [{"WANDB_MODE": "online"}, {"logger.offline": "false"}], ids=lambda o: next(iter(o)))
+def test_online_without_credentials_logs_offline_with_one_warning(online, tmp_path) -> None:
+    """No API key anywhere (an empty home): no prompt, no network, no lost result, the job logs offline; the
+    timeout catches a hang."""
+    home, out = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    env = {"WANDB_API_KEY": None, "WANDB_IDENTITY_TOKEN_FILE": None, "NETRC": None, "HOME": str(home),
+           "WANDB_CONFIG_DIR": str(home / ".config" / "wandb"), "WANDB_MODE": online.get("WANDB_MODE")}
+    overrides = [f"{key}={value}" for key, value in online.items() if key.startswith("logger.")]
+    result = cli("run", [*FAST, "logger=wandb", *overrides, f"hydra.run.dir={out}"], env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in (result.stdout + result.stderr).splitlines() if "W&B: logging offline" in line]
+    assert len(warnings) == 1 and "no API key" in warnings[0] and "wandb sync" in warnings[0], warnings
+    assert json.loads((out / "metrics.json").read_text()).keys() == {"gd"} and (out / "summary.md").is_file()
+    (run,) = offline_wandb_runs(out)
+    assert run.exit_code == 0 and "gd/psnr_mean" in run.logged
+    assert not (home / ".netrc").exists()  # nothing written into the user's credentials
 
 
 @pytest.mark.integration

@@ -27,7 +27,7 @@ def run(cfg: DictConfig) -> list[dict]:
     """Run the benchmark as configured; returns the summary table of this configuration."""
     from hydra.core.hydra_config import HydraConfig
 
-    from adir_exp.cli.experiment import build, execute
+    from adir_exp.cli.experiment import build, execute, publish
     from adir_exp.evaluation.dataset import DatasetError, Tiles, expand_tiles, list_images, load_all, parse_shard, shard
     from adir_exp.evaluation.results import ResultStore
 
@@ -54,8 +54,10 @@ def run(cfg: DictConfig) -> list[dict]:
     log.info("%d images in shard %s, %d unreadable and skipped", len(loaded), bench.shard, len(skipped))
     images = [(item.image_id, image) for item, image in loaded]
     report_dir = Path(HydraConfig.get().runtime.output_dir)
-    return execute(cfg, experiment, images, store_dir, report_dir, (index, count),
-                   save_adapters=bench.save_adapters, grid_images=bench.grid_images)
+    report = execute(cfg, experiment, images, store_dir, report_dir, (index, count),
+                     save_adapters=bench.save_adapters, grid_images=bench.grid_images)
+    publish(cfg, experiment, report)
+    return report.table
 
 
 def optimized_value(table: list[dict], choice: str | None) -> float | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,40 @@ CONFIG_PATH = "pkg://adir_exp.conf"
 
 # `${adir_assets:corpus/test}` in configs: a path inside the installed package's bundled data.
 OmegaConf.register_new_resolver("adir_assets", lambda sub="": str(ASSETS_DIR / sub), replace=True)
+
+
+def experiment_label(root: DictConfig) -> str:
+    """What one run of ``root`` is called: ``experiment_name``, else ``benchmark.name``, else ``<model>_<task>``
+    (the suffix of adir-run's output directory)."""
+    for key in ("experiment_name", "benchmark.name"):
+        if value := OmegaConf.select(root, key, default=None):
+            return str(value)
+    return f"{OmegaConf.select(root, 'model.name')}_{OmegaConf.select(root, 'task.name')}"
+
+
+def wandb_offline() -> bool:
+    """``logger.offline`` of conf/logger/wandb.yaml: offline unless the user's own ``$WANDB_MODE`` asks for another
+    mode (online, disabled), which Lightning would otherwise overwrite."""
+    return os.environ.get("WANDB_MODE", "offline") in ("offline", "dryrun")
+
+
+def wandb_group(mode: Any, app: str, sweep_dir: str, *, _root_: DictConfig) -> str:
+    """The jobs of one sweep share ``<app>-<sweep folder>`` (e.g. ``bench-2026-12-03_10-00-00``); a single run is
+    grouped with the other runs of its experiment."""
+    if getattr(mode, "name", str(mode)) == "MULTIRUN":
+        return f"{app}-{Path(str(sweep_dir)).name}"
+    return experiment_label(_root_)
+
+
+def wandb_name(overrides: str, *, _root_: DictConfig) -> str:
+    """A run is named after what its command line changed (``hydra.job.override_dirname``), else its experiment."""
+    return overrides or experiment_label(_root_)
+
+
+# conf/logger/wandb.yaml: ${adir_wandb_offline:}, ${adir_wandb_group:${hydra:mode},...}, ${adir_wandb_name:...}
+OmegaConf.register_new_resolver("adir_wandb_offline", wandb_offline, replace=True)
+OmegaConf.register_new_resolver("adir_wandb_group", wandb_group, replace=True)
+OmegaConf.register_new_resolver("adir_wandb_name", wandb_name, replace=True)
 
 
 class ConfigError(ValueError):

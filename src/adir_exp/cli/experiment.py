@@ -1,6 +1,6 @@
 """What ``adir-run`` and ``adir-bench`` share: build the objects from the composed config (only what the selected
 methods need, all checked before the first image), run them through one :class:`Runner`, and report: the
-summary of this configuration's rows, grids, the paper's numbers beside ours, the logger."""
+summary of this configuration's rows, grids, the paper's numbers beside ours; then the logger."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ class Experiment:
     retriever: Any
     metrics: Any
     device: Any
+    logger: Any  # a Lightning logger; W&B runs are created only when the report is logged
 
 
 def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
     """``preprocessing`` says how ground truths are made from files; it enters the row keys. The caller has
     validated ``cfg`` (:func:`~adir_exp.cli.config.validate`) before reading any image."""
+    from adir_exp.cli.tracking import open_logger
     from adir_exp.runtime import resolve_device
 
     if not cfg.get("methods"):
@@ -52,6 +54,7 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
             raise ConfigError(f"methods.{name}: {error}") from error
     retriever = instantiate_node(cfg.retrieval, "retrieval") if needing else None
     metrics = instantiate_node(cfg.metrics, "metrics")
+    logger = open_logger(cfg.logger)
     problem = {"task": resolved(cfg.task), "preprocessing": preprocessing, "seed": cfg.seed}
     weights = prior.fingerprint() if prior is not None else None
     keys = {}
@@ -62,7 +65,19 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
         if method.needs_retriever:
             settings["retrieval"] = resolved(cfg.retrieval)
         keys[name] = digest(settings)
-    return Experiment(physics, prior, methods, keys, digest(problem), retriever, metrics, device)
+    return Experiment(physics, prior, methods, keys, digest(problem), retriever, metrics, device, logger)
+
+
+@dataclass
+class Report:
+    """What :func:`execute` wrote: this configuration's summary table and where its files are."""
+
+    table: list[dict]
+    summary_md: Path
+    grids: list[Path]
+    store_dir: Path
+    report_dir: Path
+    methods: list[str]
 
 
 def execute(
@@ -74,9 +89,8 @@ def execute(
     shard: tuple[int, int] = (0, 1),
     save_adapters: bool = False,
     grid_images: int = 4,
-) -> list[dict]:
-    """Run every unfinished pair, then write this configuration's summary and grids into ``report_dir``.
-    Returns the summary table."""
+) -> Report:
+    """Run every unfinished pair, then write this configuration's summary and grids into ``report_dir``."""
     from adir_exp.evaluation.results import ResultStore, paper_numbers, summarise, table_metrics, write_summary
     from adir_exp.evaluation.runner import Runner, write_grid
 
@@ -86,9 +100,10 @@ def execute(
         experiment.metrics, store, store_dir, cfg.seed, experiment.device, cfg.task.name,
         retriever=experiment.retriever, save_adapters=save_adapters,
     )
-    report = runner.run(images)
-    log.info("%d new rows, %d already done in %s%s", report.written, report.already_done, store_dir,
-             f", {report.busy} being computed by another process" if report.busy else "")
+    progress = runner.run(images)
+    log.info("%d new rows, %d already done in %s%s", progress.written, progress.already_done, store_dir,
+             f", {progress.busy} being computed by another process" if progress.busy else "")
+
     def base(value: str) -> str:  # "adir_knn@50": the adir_knn fit after 50 steps (adaptation.reconstruct_at)
         return value.split("@")[0]
 
@@ -104,27 +119,15 @@ def execute(
         if (path := write_grid(store_dir, image_id, experiment.problem_key, experiment.keys,
                                report_dir / "grids" / f"{image_id}.png"))
     ]
-    log_to_logger(instantiate_node(cfg.logger, "logger"), report_dir, table, grids, resolved(cfg))
-    print(f"\n{summary_md.read_text()}\nsummary: {summary_md}\nrows and images: {store_dir}")
-    if grids:
-        print(f"grids ({' | '.join(['GT', 'y', *order])}): {', '.join(str(g) for g in grids)}")
-    return table
+    return Report(table, summary_md, grids, store_dir, report_dir, order)
 
 
-def log_to_logger(logger: Any, report_dir: Path, table: list[dict], grids: list[Path], config: dict) -> None:
-    """Send the summary and grids to the configured logger; local files are already written, so failures only warn."""
-    try:
-        logger.log_hyperparams(config)
-        if hasattr(logger, "log_table") and table:
-            columns = list(table[0])
-            logger.log_table(key="summary", columns=columns, data=[[row[c] for c in columns] for row in table])
-        if hasattr(logger, "log_image") and grids:
-            logger.log_image(key="grids", images=[str(g) for g in grids], caption=[g.stem for g in grids])
-        for row in table:
-            logger.log_metrics({f"{row['method']}/{k}": v for k, v in row.items() if k.endswith("_mean")})
-        logger.finalize("success")
-        experiment = getattr(logger, "experiment", None)
-        if experiment is not None and hasattr(experiment, "finish"):
-            experiment.finish()
-    except Exception as error:  # a broken W&B must never cost the local results
-        log.warning("logger %s failed (%s); local results in %s are complete", type(logger).__name__, error, report_dir)
+def publish(cfg: DictConfig, experiment: Experiment, report: Report) -> None:
+    """Send the report to the configured logger, then print it. Call it last: every local result is written before,
+    so a failing logger costs nothing but a warning."""
+    from adir_exp.cli.tracking import log_report
+
+    log_report(experiment.logger, report, resolved(cfg))
+    print(f"\n{report.summary_md.read_text()}\nsummary: {report.summary_md}\nrows and images: {report.store_dir}")
+    if report.grids:
+        print(f"grids ({' | '.join(['GT', 'y', *report.methods])}): {', '.join(str(g) for g in report.grids)}")

@@ -22,10 +22,11 @@ configure_environment()
 def run(cfg: DictConfig) -> dict[str, dict[str, float | None]]:
     """Reconstruct ``cfg.image`` with every selected method; returns {method: {metric: value}}."""
     import json
+    import math
 
     from hydra.core.hydra_config import HydraConfig
 
-    from adir_exp.cli.experiment import build, execute
+    from adir_exp.cli.experiment import build, execute, publish
     from adir_exp.data.images import ASSET_IMAGE, ImageReadError
     from adir_exp.evaluation.dataset import prepare
 
@@ -39,11 +40,13 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float | None]]:
     preprocessing = {"image": str(path), "size": cfg.image_size, "preprocess": cfg.preprocess}
     experiment = build(cfg, preprocessing)
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    table = execute(cfg, experiment, [(path.stem, image)], output_dir, output_dir,
-                    save_adapters=cfg.save_adapters, grid_images=1)
-    scores = {row["method"]: {k[: -len("_mean")]: v for k, v in row.items() if k.endswith("_mean")}
-              for row in table if row["n"]}
-    (output_dir / "metrics.json").write_text(json.dumps(scores, indent=2))
+    report = execute(cfg, experiment, [(path.stem, image)], output_dir, output_dir,
+                     save_adapters=cfg.save_adapters, grid_images=1)
+    scores = {row["method"]: {k[: -len("_mean")]: None if math.isnan(v) else v for k, v in row.items()
+                              if k.endswith("_mean") and k != "seconds_mean"}
+              for row in report.table if row["n"]}  # a metric that could not score the image is null
+    (output_dir / "metrics.json").write_text(json.dumps(scores, indent=2))  # before the logger: W&B may fail
+    publish(cfg, experiment, report)
     return scores
 
 
