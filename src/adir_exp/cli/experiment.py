@@ -56,10 +56,11 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
     metrics = instantiate_node(cfg.metrics, "metrics")
     logger = open_logger(cfg.logger)
     problem = {"task": resolved(cfg.task), "preprocessing": preprocessing, "seed": cfg.seed}
+    scoring = resolved(cfg.metrics)  # other metric settings (LPIPS net, crop border) make other rows
     weights = prior.fingerprint() if prior is not None else None
     keys = {}
     for name, method in methods.items():
-        settings = {**problem, "method": resolved(cfg.methods[name])}
+        settings = {**problem, "metrics": scoring, "method": resolved(cfg.methods[name])}
         if method.uses_prior:
             settings |= {"model": resolved(cfg.model), "weights": weights}
         if method.needs_retriever:

@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--task",
         action="append",
         required=True,
-        help="conf/task/NAME.yaml (or a path) whose `operator` is the degradation (repeatable)",
+        help="conf/task/NAME.yaml (or a path) whose `physics.operator` is the degradation (repeatable)",
     )
     robustness.add_argument("-k", type=positive_int, nargs="+", default=[1, 5, 10, 20], help="values of K")
     robustness.add_argument("--size", type=int, default=256, help="working resolution the operators expect")

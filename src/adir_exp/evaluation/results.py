@@ -189,6 +189,7 @@ def summarise(rows: Sequence[dict], metrics: Sequence[str], paper: dict | None =
             mean = sum(values) / n if n else float("nan")
             std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
             entry[f"{metric}_mean"] = mean
+            entry[f"{metric}_n"] = n  # fewer than n where the metric could not score some images
             entry[f"{metric}_std"] = std
             entry[f"{metric}_ci95"] = t_quantile_975(n - 1) * std / math.sqrt(n) if n > 1 else float("nan")
             entry[f"{metric}_paper"] = (published.get(method) or {}).get(metric)
@@ -197,8 +198,8 @@ def summarise(rows: Sequence[dict], metrics: Sequence[str], paper: dict | None =
     for method, values in ((paper or {}).get("paper_only") or {}).items():
         entry = {"method": f"{method} (paper)", "n": 0, "seconds_mean": float("nan")}
         for metric in metrics:
-            entry |= {f"{metric}_mean": float("nan"), f"{metric}_std": float("nan"), f"{metric}_ci95": float("nan"),
-                      f"{metric}_paper": (values or {}).get(metric)}
+            entry |= {f"{metric}_mean": float("nan"), f"{metric}_n": 0, f"{metric}_std": float("nan"),
+                      f"{metric}_ci95": float("nan"), f"{metric}_paper": (values or {}).get(metric)}
         table.append(entry)
     return table
 
@@ -224,8 +225,9 @@ def summary_markdown(table: list[dict], metrics: Sequence[str]) -> str:
     for entry in table:
         cells = [entry["method"], str(entry["n"])]
         for m in metrics:
-            mean, ci = entry[f"{m}_mean"], entry[f"{m}_ci95"]
-            cells.append("—" if math.isnan(mean) else f"{mean:.4f}" + ("" if math.isnan(ci) else f" ± {ci:.4f}"))
+            mean, ci, count = entry[f"{m}_mean"], entry[f"{m}_ci95"], entry[f"{m}_n"]
+            partial = f" ({count}/{entry['n']})" if 0 < count < entry["n"] else ""
+            cells.append("—" if math.isnan(mean) else f"{mean:.4f}" + ("" if math.isnan(ci) else f" ± {ci:.4f}") + partial)
             paper = entry[f"{m}_paper"]
             cells.append("—" if paper is None else f"{paper}")
         seconds = entry["seconds_mean"]

@@ -109,7 +109,7 @@ class LinearOperator(nn.Module, ABC):
         return self.V(self.to_image_spectrum(gain * self.U_adjoint(y), image_shape))
 
     def y_as_image(self, y: torch.Tensor) -> torch.Tensor:
-        """y in image space, what adaptation on y (``adaptation=self``) trains on: A⁺y, unless an operator's
+        """y in image space, what adaptation on y (``method=adir_self``) trains on: A⁺y, unless an operator's
         y already is an image of the image's size (blur), where the exact inverse would only amplify noise."""
         return self.A_pinv(y)
 

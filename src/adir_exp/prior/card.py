@@ -58,7 +58,7 @@ def write_model_card(export_dir: Path, cfg: dict, command: str, steps: int, wall
 A small pixel-space DDPM (diffusers `UNet2DModel`, ε-prediction, 3 output channels → fixed variance) trained
 from scratch on {cfg['data']['crop']}×{cfg['data']['crop']} random crops of natural photos that registry packages ship.
 It exists so the framework has a *real*, if weak, prior without downloading Guided Diffusion or Stable
-Diffusion. Load it with `adir_exp.prior.load_prior()` or `model=adir_prior`.
+Diffusion. Load it with `adir_exp.models.load_unet(adir_exp.prior.PRIOR_DIR)` or `model=adir_prior`.
 
 ## Data
 

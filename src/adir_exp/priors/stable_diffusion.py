@@ -387,7 +387,8 @@ class StableDiffusionPrior(Prior):
         if sampler is not None:
             raise PriorConfigError(
                 f"{self.name} reconstructs with its diffusers pipeline (model.inference), not a sampler: "
-                f"select method=sd or adir_sd_knn instead of gd/dps/adir_*"
+                f"select method=sd, adir_sd_knn or adir_sd_text (or another method with sampler=none) instead of a "
+                f"sampler-based one (gd, dps, ddrm, adir_*)"
             )
 
 
