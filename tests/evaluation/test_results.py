@@ -103,4 +103,4 @@ def test_summary_mean_std_ci_paper_column_and_paper_only_rows(tmp_path) -> None:
     assert table[1]["method"] == "IPT (paper)" and table[1]["lpips_paper"] == 0.2 and table[1]["n"] == 0
     _, md = write_summary(table, ["lpips", "niqe"], tmp_path)
     text = md.read_text()
-    assert "0.2000 ± 0.2484" in text and "5.0000 (2/3)" in text and "| 0.25 |" in text and "| IPT (paper) | 0 | — | 0.2 |" in text
+    assert "0.2000 ± 0.2484" in text and "5.0000 ± 0.0000 (2/3)" in text and "| 0.25 |" in text and "| IPT (paper) | 0 | — | 0.2 |" in text
