@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from adir_exp.cli.config import CONFIG_PATH, ConfigError, reported_as, validate, resolved
 from adir_exp.cli.console import quiet_console
@@ -103,6 +104,45 @@ def report() -> None:
 
     with reported_as("adir-bench-report", ResultsError):
         print(write_report(args.results_dirs, args.out, args.metrics, args.pairs, args.resamples, args.domain))
+
+
+def curve() -> None:
+    """Cost/benefit of adaptation: Δmetric (method − reference) against adaptation iterations, one line per job of a
+    sweep (labelled by the swept setting), from the jobs' rows; curve.md and curve.png."""
+    from adir_exp.evaluation.report import iteration_curve, plot_curve
+    from adir_exp.evaluation.results import ResultsError, existing_rows
+
+    parser = argparse.ArgumentParser(prog="adir-bench-curve", description=curve.__doc__)
+    parser.add_argument("sweeps", type=Path, nargs="+", help="adir-bench run or sweep directories (with keys.json)")
+    parser.add_argument("--out", type=Path, required=True, help="writes curve.md and curve.png here")
+    parser.add_argument("--method", default="adir_knn")
+    parser.add_argument("--reference", default="gd")
+    parser.add_argument("--by", default="adaptation.lr", help="the setting that labels each job's line")
+    parser.add_argument("--metrics", nargs="+", default=["lpips", "psnr"])
+    parser.add_argument("--resamples", type=int, default=10_000)
+    args = parser.parse_args()
+    with reported_as("adir-bench-curve", ResultsError):
+        jobs = sorted(path.parent for sweep in args.sweeps for path in sweep.rglob("keys.json"))
+        if not jobs:
+            raise ResultsError(f"no adir-bench report (keys.json) under {', '.join(map(str, args.sweeps))}")
+        points, lines = [], ["| " + args.by + " | iterations | metric | n | mean Δ | 95% CI |", "|---|---|---|---|---|---|"]
+        for job in jobs:
+            config = OmegaConf.load(job / ".hydra" / "config.yaml")
+            label = f"{args.by}={OmegaConf.select(config, args.by)}"
+            record = json.loads((job / "keys.json").read_text())
+            keys = {record["keys"][m] for m in (args.method, args.reference) if m in record["keys"]}
+            rows = [r for r in existing_rows(Path(record["results_dir"])) if r.get("key", "").split("@")[0] in keys]
+            for metric in args.metrics:
+                line = iteration_curve(rows, args.method, args.reference, metric,
+                                       int(OmegaConf.select(config, "adaptation.iterations")), label, args.resamples)
+                points += line
+                lines += [f"| {label} | {p.iterations} | {metric} | {p.difference.n} | {p.difference.mean:+.4f} | "
+                          f"[{p.difference.low:+.4f}, {p.difference.high:+.4f}] |" for p in line]
+        args.out.mkdir(parents=True, exist_ok=True)
+        text = "\n".join(lines) + "\n"
+        (args.out / "curve.md").write_text(text)
+        plot_curve(points, args.metrics, args.out / "curve.png")
+        print(text + f"\n{args.out / 'curve.png'}")
 
 
 def merge() -> None:

@@ -4,6 +4,7 @@ summary of this configuration's rows, grids, the paper's numbers beside ours; th
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,8 @@ def execute(
     current = [r for r in store.rows() if experiment.keys.get(base(r["method"])) == base(r.get("key", ""))]
     order = list(experiment.methods)
     current.sort(key=lambda r: (order.index(base(r["method"])), r.get("iterations", float("inf"))))
+    (report_dir / "keys.json").write_text(json.dumps({"results_dir": str(store_dir), "keys": experiment.keys},
+                                                      indent=1))  # which rows of the store this report covers
     paper = paper_numbers(selected(cfg, "experiment_name"))
     metrics = table_metrics(current, paper)
     table = summarise(current, metrics, paper)

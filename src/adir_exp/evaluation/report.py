@@ -200,3 +200,56 @@ def plot_differences(differences: Sequence[tuple[str, Difference]], metrics: Seq
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    label: str
+    iterations: int
+    difference: Difference
+
+
+def iteration_curve(
+    rows: Sequence[dict], method: str, reference: str, metric: str, iterations: int, label: str,
+    resamples: int = 10_000,
+) -> list[CurvePoint]:
+    """Paired differences ``method − reference`` in ``metric`` after each adaptation step count the rows hold:
+    ``method@N`` rows (snapshots of the fit, ``adaptation.reconstruct_at``) and ``method`` itself after
+    ``iterations`` steps. 0 steps is the reference by construction (LoRA starts as an exact no-op)."""
+    points = [CurvePoint(label, 0, Difference(method, reference, metric, 0, 0.0, 0.0, 0.0))]
+    steps = sorted({int(r["iterations"]) for r in rows if r["method"].startswith(f"{method}@")})
+    for step, name in [*((n, f"{method}@{n}") for n in steps), (iterations, method)]:
+        try:
+            points.append(CurvePoint(label, step, paired_bootstrap(rows, name, reference, metric, resamples)))
+        except ValueError:  # no image has both (the metric could not score them)
+            continue
+    return points
+
+
+def plot_curve(points: Sequence[CurvePoint], metrics: Sequence[str], path: Path) -> Path:
+    """Δmetric (method − reference) against adaptation iterations, one line per label, 95% CIs as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6))
+    for axis, metric in zip(np.atleast_1d(axes), metrics):
+        for label in dict.fromkeys(p.label for p in points):
+            line = [p for p in points if p.label == label and p.difference.metric == metric]
+            x = np.array([p.iterations for p in line], dtype=float)
+            mean = np.array([p.difference.mean for p in line])
+            spread = np.array([[p.difference.mean - p.difference.low for p in line],
+                               [p.difference.high - p.difference.mean for p in line]])
+            axis.errorbar(x + 1, mean, yerr=spread, marker="o", capsize=3, label=label)
+        axis.axhline(0.0, color="black", lw=0.8)
+        axis.set_xscale("log")
+        axis.set_xlabel("adaptation iterations + 1")
+        direction = "higher" if BETTER.get(metric, 1) > 0 else "lower"
+        axis.set_title(f"Δ {metric} vs the reference ({direction} is better)")
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
