@@ -242,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from adir_exp.cli.console import quiet_console
+
+    quiet_console()
     from adir_exp.retrieval.encoders import TextNotSupportedError
     from adir_exp.retrieval.index import RetrievalIndexError
     from adir_exp.retrieval.sources import SourceError
