@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run data test test-fast bench clean mini-repro
+.PHONY: install run data test test-fast bench clean mini-repro domain-shift curve
 
 install: $(STAMP)
 
@@ -31,6 +31,26 @@ mini-repro: install
 	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=mini_repro & pid=$$!; \
 	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=mini_repro_deblur; status=$$?; wait $$pid && exit $$status
 	$(BIN)/adir-bench-report outputs/bench/mini_repro_sr4 outputs/bench/mini_repro_deblur --out experiments/mini_repro
+
+# The domain-shift study (experiments/domain_shift.md): the data (Debian packages), then ×4 SR of astronomy and
+# of typeset pages, box deblurring of astronomy and the natural reference, two at a time on one thread each;
+# then one report per experiment. Restarting resumes from the finished rows.
+DOMAIN_SHIFT := domain_shift_sr4_astronomy domain_shift_sr4_documents domain_shift_deblur_astronomy domain_shift_sr4_natural
+domain-shift: install
+	$(BIN)/adir-weights provision
+	$(BIN)/adir-make-data --domains
+	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=domain_shift_sr4_astronomy & a=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=domain_shift_sr4_documents; s=$$?; wait $$a && [ $$s = 0 ]
+	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=domain_shift_deblur_astronomy & a=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=domain_shift_sr4_natural; s=$$?; wait $$a && [ $$s = 0 ]
+	for e in $(DOMAIN_SHIFT); do d=$${e##*_}; $(BIN)/adir-bench-report outputs/bench/$$e --domain $$d \
+	  --metrics lpips psnr ssim niqe --out experiments/domain_shift/$$e || exit 1; done
+
+# The cost/benefit curve of adaptation (astronomy ×4 SR, one 800-step fit per tile and lr, read at 50…800 steps).
+curve: install
+	OMP_NUM_THREADS=1 $(BIN)/adir-bench -m experiment=domain_shift_curve adaptation.lr=1e-4,3e-4,1e-3 \
+	  hydra.sweep.dir=outputs/bench_multirun/curve logger=wandb
+	$(BIN)/adir-bench-curve outputs/bench_multirun/curve --out experiments/domain_shift/curve
 
 # Natural-photo corpus from Debian packages and wheel sample photos (training split into $$ADIR_HOME/corpus).
 data: install
