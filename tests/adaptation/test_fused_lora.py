@@ -138,11 +138,12 @@ def test_adapter_saved_from_fused_layers_loads_into_peft_layers_and_back(tmp_pat
     add_lora(fused_unet, fused=True)
     randomize_adapters(fused_unet)
     lora_config = {"rank": 16, "alpha": 8.0, "dropout": 0.0, "targets": "conv2d"}
-    path = save_adapter(fused_unet, tmp_path / "adapter.safetensors", AdapterMetadata("tiny", "sr4", ("a",), 0, lora_config))
+    path = save_adapter(fused_unet, tmp_path / "adapter", AdapterMetadata("tiny", "sr4", ("a",), 0, lora_config))
 
     peft_unet = copy.deepcopy(base)
     add_lora(peft_unet, fused=False)
-    result = set_peft_model_state_dict(peft_unet, load_file(str(path)), adapter_name=ADAPTER_NAME)
+    result = set_peft_model_state_dict(peft_unet, load_file(str(path / "adapter_model.safetensors")),
+                                       adapter_name=ADAPTER_NAME)
     assert not result.unexpected_keys and not [k for k in result.missing_keys if "lora_" in k]
     reloaded = copy.deepcopy(base)
     load_adapter(reloaded, path)  # the default: fused layers again

@@ -38,8 +38,8 @@ class FakeRetriever:
         self.queries.append(("text", text, None))
         return self.answer()
 
-    def query_random(self, y, k=None, seed=0, ground_truth=None) -> Neighbours:
-        self.queries.append(("random", seed, ground_truth))
+    def query_random(self, y, k=None, seed=0, ground_truth=None, within=None) -> Neighbours:
+        self.queries.append(("random", seed, ground_truth, within))
         return self.answer()
 
     @staticmethod
@@ -72,7 +72,9 @@ def test_nearest_queries_y_in_image_range_with_the_ground_truth_for_the_leakage_
 def test_random_draws_with_the_problems_own_seed(sr_problem) -> None:
     retriever = FakeRetriever()
     RandomImages().collect(sr_problem, retriever)
-    assert retriever.queries == [("random", sr_problem.seed, sr_problem.ground_truth)]
+    RandomImages(within="astronomy").collect(sr_problem, retriever)  # the oracle: one folder of the collection
+    assert retriever.queries == [("random", sr_problem.seed, sr_problem.ground_truth, None),
+                                 ("random", sr_problem.seed, sr_problem.ground_truth, "astronomy")]
 
 
 def test_text_source_queries_its_text_and_needs_one(sr_problem) -> None:
