@@ -86,3 +86,14 @@ def test_first_n_zero_and_an_unreadable_dataset_are_refused(tmp_path) -> None:
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ConfigError, match="none of the 1 image"):
         run_app("bench", [*FAST, f"benchmark.dataset={tmp_path}"], tmp_path / "r")
+
+
+def test_index_and_training_counts_are_refused_by_their_names(tmp_path) -> None:
+    query = subprocess.run([sys.executable, "-m", "adir_exp.cli.index", "query", "-i", str(tmp_path), "--text", "x",
+                            "-k", "0"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert query.returncode == 2 and "argument -k: must be a positive integer, got 0" in query.stderr
+    train = subprocess.run([sys.executable, "-m", "adir_exp.cli.train_prior", "data.epoch_length=4",
+                            "data.batch_size=8", f"hydra.run.dir={tmp_path / 'run'}"],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert train.returncode == 2 and "data.epoch_length=4 is smaller than data.batch_size=8" in train.stderr
+    assert "Traceback" not in train.stderr

@@ -53,10 +53,12 @@ def write_model_card(export_dir: Path, cfg: dict, command: str, steps: int, wall
     config = json.loads((export_dir / "config.json").read_text())
     weights = export_dir / "diffusion_pytorch_model.safetensors"
     samples = steps * cfg['data']['batch_size']
+    origin = (f"continued from {cfg['init_from']} (whose own card says how it was trained) on"
+              if cfg.get("init_from") else "trained from scratch on")
     text = f"""# adir_prior: the embedded default diffusion prior
 
-A small pixel-space DDPM (diffusers `UNet2DModel`, ε-prediction, 3 output channels → fixed variance) trained
-from scratch on {cfg['data']['crop']}×{cfg['data']['crop']} random crops of natural photos that registry packages ship.
+A small pixel-space DDPM (diffusers `UNet2DModel`, ε-prediction, 3 output channels → fixed variance) {origin}
+{cfg['data']['crop']}×{cfg['data']['crop']} random crops of natural photos that registry packages ship.
 It exists so the framework has a *real*, if weak, prior without downloading Guided Diffusion or Stable
 Diffusion. Load it with `adir_exp.models.load_unet(adir_exp.prior.PRIOR_DIR)` or `model=adir_prior`.
 
@@ -93,7 +95,7 @@ then a random {cfg['data']['crop']}×{cfg['data']['crop']} window and a random h
 
 - Intended: the default prior of `adir-run` / tests / demos on CPU, for small images (64–128 px), as a stand-in
   for the paper's ImageNet-scale priors when those weights are unavailable.
-- It was trained for {seconds_to_text(wall_seconds)} ({device}) on a few dozen photos: expect a weak prior. Unconditional samples
+- This run took {seconds_to_text(wall_seconds)} ({device}) on the photos above: expect a weak prior. Unconditional samples
   are not photorealistic; in guided reconstruction most of the detail comes from the measurement. Numbers
   obtained with it are **not** comparable to the paper's GD/SD results.
 - Its training data are wallpapers and sample photos (nature close-ups, landscapes, a few objects and
