@@ -34,7 +34,8 @@ def collection(tmp_path: Path, adaptation_image_files: list[Path], text: bool) -
         return tiny_open_clip_overrides(folder, tmp_path / "index")
     embed = EmbedConfig(batch_size=2, num_workers=0, accelerator="cpu", devices=1, progress=False)
     build_index(folder, tmp_path / "index", EfficientNetLite0Encoder(image_size=64), embed=embed)
-    return ["retrieval=knn", f"retrieval.index_dir={tmp_path / 'index'}", "retrieval.encoder.image_size=64",
+    return ["retrieval=knn", "retrieval/encoder=efficientnet_lite0", f"retrieval.index_dir={tmp_path / 'index'}",
+            "retrieval.encoder.image_size=64",
             "retrieval.k=2"]
 
 

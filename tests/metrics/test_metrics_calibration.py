@@ -6,6 +6,7 @@ images I03 I04 I06 I08 I19, scored as distorted vs reference.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,9 +96,10 @@ def test_musiq_ava_loads_a_pyiqa_checkpoint_strictly(isolated_home: Path) -> Non
 
 def test_default_suite_runs_offline_with_provisioned_weights(provisioned: Path, calibration_pairs: Pairs) -> None:
     dist, ref = (images[:2, :, :192, :192] for images in calibration_pairs)
-    with pytest.warns(MetricUnavailableWarning, match="musiq"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MetricUnavailableWarning)  # every default metric's weights are provisioned
         suite = instantiate(OmegaConf.load(CONF_DIR / "metrics" / "default.yaml"))
-    assert isinstance(suite, MetricSuite)
+    assert isinstance(suite, MetricSuite) and not suite.skipped
     scores = suite(dist, ref)
     assert list(scores) == ["psnr", "ssim", "lpips", "niqe"]
     assert all(values.shape == (2,) and torch.isfinite(values).all() for values in scores.values())

@@ -112,6 +112,7 @@ def execute(
     current = [r for r in store.rows() if experiment.keys.get(base(r["method"])) == base(r.get("key", ""))]
     order = list(experiment.methods)
     current.sort(key=lambda r: (order.index(base(r["method"])), r.get("iterations", float("inf"))))
+    report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "keys.json").write_text(json.dumps({"results_dir": str(store_dir), "keys": experiment.keys},
                                                       indent=1))  # which rows of the store this report covers
     paper = paper_numbers(selected(cfg, "experiment_name"))
