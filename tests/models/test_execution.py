@@ -10,15 +10,8 @@ from adir_exp.models import UNetDenoiser, random_adm
 from adir_exp.models.execution import ExecutedDenoiser, precision_context, tf32_math
 from adir_exp.operators import BicubicDownsample, GaussianNoise
 from adir_exp.samplers import ADIRGuidedSampler, Measurement
+from tests.adaptation.conftest import TINY_ADM
 
-TINY_ADM = {
-    "image_size": 32,
-    "num_channels": 32,
-    "channel_mult": "1,2",
-    "num_res_blocks": 1,
-    "attention_resolutions": "16",
-    "num_head_channels": 32,
-}
 X = torch.linspace(-1, 1, 2 * 3 * 32 * 32).view(2, 3, 32, 32)
 T = torch.tensor([10, 700])
 
