@@ -121,3 +121,10 @@ def test_same_image_task_and_seed_give_bitwise_equal_y_and_reconstruction_in_run
     assert torch.equal(load_image(stored(tmp_path / "run", image, "gd")), load_image(stored(tmp_path / "bench", image, "gd")))
     (single_row,), (table_row,) = rows(tmp_path / "run"), rows(tmp_path / "bench")
     assert single_row["psnr"] == table_row["psnr"]
+
+
+def test_settings_of_unselected_methods_are_ignored(tmp_path) -> None:
+    """Experiments pre-set options of methods a run may leave out (the domain-shift study's oracle, DPS's ζ)."""
+    scores = run_app("run", [*FAST, "+methods.dps.sampler.step_size=8.0", "+methods.adir_oracle.source.within=x"],
+                     tmp_path)
+    assert list(scores) == ["gd"]

@@ -40,7 +40,15 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
         raise ConfigError("no method selected: choose some, e.g. method=gd or method=[bicubic,gd,adir_knn]")
     device = resolve_device(cfg.device)
     physics = instantiate_node(cfg.task.physics, "task.physics")
-    methods = {name: instantiate_node(node, f"methods.{name}") for name, node in cfg.methods.items()}
+    # An experiment may pre-set options of methods it does not select (methods.dps.sampler.step_size): only the
+    # methods the `method` group composed (they have a _target_) run.
+    unselected = [name for name, node in cfg.methods.items() if "_target_" not in node]
+    if unselected:
+        log.info("settings of unselected method(s) %s ignored", ", ".join(unselected))
+    methods = {name: instantiate_node(node, f"methods.{name}") for name, node in cfg.methods.items()
+               if "_target_" in node}
+    if not methods:
+        raise ConfigError("no method selected: choose some, e.g. method=gd or method=[bicubic,gd,adir_knn]")
     needing = [name for name, method in methods.items() if method.needs_retriever]
     if needing and not cfg.retrieval:
         raise ConfigError(
