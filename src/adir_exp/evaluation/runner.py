@@ -10,6 +10,7 @@ settings sharing the directory never overwrite them; :func:`write_grid` puts the
 from __future__ import annotations
 
 import csv
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -82,6 +83,7 @@ class Runner:
                 for name in pending:
                     bar.set_postfix_str(f"{name} on {image_id}")
                     row = self.run_pair(name, problem, image_dir)
+                    gc.collect()  # a fit's Trainer holds reference cycles: free its copy of the network and images now
                     if row is None:
                         report.busy += 1
                     else:
