@@ -32,7 +32,7 @@ mini-repro: install
 	OMP_NUM_THREADS=1 $(BIN)/adir-bench experiment=mini_repro_deblur; status=$$?; wait $$pid && exit $$status
 	$(BIN)/adir-bench-report outputs/bench/mini_repro_sr4 outputs/bench/mini_repro_deblur --out experiments/mini_repro
 
-# The domain-shift study (experiments/domain_shift.md): the data (Debian packages), then ×4 SR of astronomy and
+# The domain-shift study (docs/domain_shift.md): the data (Debian packages), then ×4 SR of astronomy and
 # of typeset pages, box deblurring of astronomy and the natural reference, two at a time on one thread each;
 # then one report per experiment. Restarting resumes from the finished rows.
 DOMAIN_SHIFT := domain_shift_sr4_astronomy domain_shift_sr4_documents domain_shift_deblur_astronomy domain_shift_sr4_natural
