@@ -12,7 +12,10 @@
 #      wheels are in .whl/gpu/ (faiss-gpu 1.15.1 and the CUDA 12 runtime wheels it loads: nvidia-cuda-runtime-cu12,
 #      nvidia-cublas-cu12, nvidia-curand-cu12; see pyproject.toml). They get their own --target, so a faiss that
 #      cannot load never shadows faiss-cpu for the rest; without them the step says so and is skipped;
-#   5. trains the embedded prior for the time left (same network as the CPU recipe; 64² crops, batch 128) and
+#   5. bf16 against fp32 on real tiles: GD sampling and ADIR-KNN adaptation with the embedded prior on the held-out
+#      corpus tiles (`experiment=mini_repro`), LPIPS/PSNR per tile in $OUT/precision (needs the provisioned
+#      metric weights in $ADIR_HOME/torch: copy ~/.cache/adir_exp/torch to .gpu/torch before the call);
+#   6. trains the embedded prior for the time left (same network as the CPU recipe; 64² crops, batch 128) and
 #      tars the export (weights, loss curve, model card) into $OUT/prior.tar; skipped without the corpus or when
 #      less than a minute is left.
 #
@@ -55,6 +58,16 @@ fi
         --n "$RETRIEVAL_N" --skip-isotropic --skip-ivfpq --skip-throughput --json "$OUT/retrieval_gpu.json"
   else
     echo "== bench_retrieval --gpu skipped: no faiss-gpu wheel in .whl/gpu/"
+  fi
+  if [ -d "$ADIR_HOME/torch" ]; then
+    echo "== bf16 vs fp32 on the embedded prior's held-out tiles (GD and ADIR-KNN)"
+    if [ "${SMOKE:-0}" = 1 ]; then AGREE="benchmark.first_n=1 benchmark.tiles.per_image=1 sampler.num_steps=2 adaptation.iterations=2"
+    else AGREE="benchmark.first_n=2"; fi
+    timeout 150 $PYTHON -m adir_exp.cli.bench -m experiment=mini_repro 'method=[gd,adir_knn]' device=auto \
+      model.precision=fp32,bf16 adaptation.precision=fp32,bf16 experiment_name=precision_gpu \
+      benchmark.results_dir="$OUT/precision" hydra.sweep.dir="$OUT/precision_runs" $AGREE 2>&1 | grep -v "step/s\]\|pair/s\]" | tail -30
+  else
+    echo "== bf16 vs fp32 on real tiles: skipped (no metric weights at $ADIR_HOME/torch)"
   fi
   TRAIN_SECONDS=$((BUDGET - SECONDS - 60))
   if [ ! -d "$ADIR_HOME/corpus/train" ]; then

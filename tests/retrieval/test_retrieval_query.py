@@ -117,6 +117,20 @@ def test_retriever_builds_a_missing_index_from_a_collection(tmp_path, tiny_clip)
     assert len(Retriever(tmp_path / "idx", tiny_clip, k=2, build_from=tmp_path / "col").index) == 3  # reused
 
 
+
+def test_retriever_rebuilds_an_index_of_another_folder(tmp_path, tiny_clip):
+    """A cached auto-built index whose collection moved (an older install's bundled assets) is rebuilt, not
+    queried for paths that are gone."""
+    import shutil
+
+    write_collection(tmp_path / "old", 3, seed=4)
+    Retriever(tmp_path / "idx", tiny_clip, k=2, build_from=tmp_path / "old")
+    shutil.move(tmp_path / "old", tmp_path / "new")
+    retriever = Retriever(tmp_path / "idx", tiny_clip, k=2, build_from=tmp_path / "new")
+    neighbours = retriever.query_image(torch.rand(1, 3, 32, 32))
+    assert all(str(tmp_path / "new") in str(n.path) for n in neighbours)
+    assert len(retriever.load_images(neighbours)) == 2
+
 def test_random_query_within_a_folder_draws_only_from_it(tmp_path, effnet_128, fast_embed):
     """The oracle of the domain-shift study: K random images of the test image's own domain."""
     from adir_exp.retrieval.build import build_index

@@ -52,7 +52,8 @@ def run(cfg: DictConfig) -> list[dict]:
     store_dir = Path(bench.results_dir)
     for item, reason in skipped:
         ResultStore(store_dir, (index, count)).record_skipped(item.path, reason)
-    log.info("%d images in shard %s, %d unreadable and skipped", len(loaded), bench.shard, len(skipped))
+    log.info("%d images in shard %s, %d skipped (unreadable or near-constant; skipped.txt says which)",
+             len(loaded), bench.shard, len(skipped))
     images = [(item.image_id, image) for item, image in loaded]
     report_dir = Path(HydraConfig.get().runtime.output_dir)
     report = execute(cfg, experiment, images, store_dir, report_dir, (index, count),

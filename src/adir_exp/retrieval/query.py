@@ -19,6 +19,7 @@ logged and returned in ``neighbours.excluded``.
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -90,11 +91,8 @@ class Retriever:
         ``cuda:N``; a GPU needs the ``[gpu]`` extra). ``build_from``: a collection folder to index into
         ``index_dir`` when no index is there yet (small bundled collections; large ones are built with
         ``adir-index build``)."""
-        if build_from is not None and not (Path(index_dir) / META_FILE).is_file():
-            from adir_exp.retrieval.build import build_index
-
-            log.info("no index at %s: building it from %s", index_dir, build_from)
-            build_index(build_from, index_dir, encoder)
+        if build_from is not None:
+            self._ensure_built(Path(index_dir), Path(build_from), encoder)
         self.index = EmbeddingIndex(index_dir, nprobe=nprobe, refine=refine, device=index_device)
         if encoder.name != self.index.encoder_name:
             raise EncoderMismatchError(
@@ -104,6 +102,23 @@ class Retriever:
         self.encoder = encoder.to(device).eval()
         self.k = k
         self.leakage_guard = leakage_guard
+
+    @staticmethod
+    def _ensure_built(index_dir: Path, build_from: Path, encoder: ImageEncoder) -> None:
+        """Build the index of ``build_from`` when there is none, or when the one there indexes another folder
+        (e.g. a cached index of the bundled collection from an older install: its item paths are gone)."""
+        from adir_exp.retrieval.build import build_index
+
+        meta_path = index_dir / META_FILE
+        if meta_path.is_file():
+            built_from = json.loads(meta_path.read_text()).get("source")
+            if built_from is not None and Path(built_from).resolve() == build_from.resolve():
+                return
+            log.info("the index at %s was built from %s, not %s: rebuilding it", index_dir, built_from, build_from)
+            build_index(build_from, index_dir, encoder, overwrite=True)
+            return
+        log.info("no index at %s: building it from %s", index_dir, build_from)
+        build_index(build_from, index_dir, encoder)
 
     def embed_image(self, image: torch.Tensor) -> np.ndarray:
         """(1, C, h, w) or (C, h, w) tensor in [0, 1] → unit embedding (D,)."""
