@@ -131,6 +131,13 @@ def test_retriever_rebuilds_an_index_of_another_folder(tmp_path, tiny_clip):
     assert all(str(tmp_path / "new") in str(n.path) for n in neighbours)
     assert len(retriever.load_images(neighbours)) == 2
 
+
+def test_retriever_without_index_or_collection_says_how_to_make_one(tmp_path, tiny_clip):
+    from adir_exp.retrieval.index import IndexNotFoundError
+
+    with pytest.raises(IndexNotFoundError, match="adir-make-data --domains"):
+        Retriever(tmp_path / "idx", tiny_clip, k=2, build_from=tmp_path / "missing")
+
 def test_random_query_within_a_folder_draws_only_from_it(tmp_path, effnet_128, fast_embed):
     """The oracle of the domain-shift study: K random images of the test image's own domain."""
     from adir_exp.retrieval.build import build_index

@@ -31,7 +31,7 @@ from PIL import Image
 
 from adir_exp.retrieval.distance import spherical_from_cosine
 from adir_exp.retrieval.encoders import ImageEncoder
-from adir_exp.retrieval.index import META_FILE, EmbeddingIndex, RetrievalIndexError
+from adir_exp.retrieval.index import META_FILE, EmbeddingIndex, IndexNotFoundError, RetrievalIndexError
 from adir_exp.retrieval.sources import read_item
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,14 @@ class Retriever:
         from adir_exp.retrieval.build import build_index
 
         meta_path = index_dir / META_FILE
+        if not build_from.exists():
+            if meta_path.is_file():
+                return  # nothing to rebuild from: the index as it is
+            raise IndexNotFoundError(
+                f"no retrieval index at {index_dir} and no collection at {build_from} to build it from: create the "
+                "collection first (the domain-shift study's: `adir-make-data --domains`) or set retrieval.index_dir "
+                "to an index built with `adir-index build`"
+            )
         if meta_path.is_file():
             built_from = json.loads(meta_path.read_text()).get("source")
             if built_from is not None and Path(built_from).resolve() == build_from.resolve():
