@@ -36,19 +36,17 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
     from adir_exp.cli.tracking import open_logger
     from adir_exp.runtime import resolve_device
 
-    if not cfg.get("methods"):
-        raise ConfigError("no method selected: choose some, e.g. method=gd or method=[bicubic,gd,adir_knn]")
-    device = resolve_device(cfg.device)
-    physics = instantiate_node(cfg.task.physics, "task.physics")
     # An experiment may pre-set options of methods it does not select (methods.dps.sampler.step_size): only the
     # methods the `method` group composed (they have a _target_) run.
-    unselected = [name for name, node in cfg.methods.items() if "_target_" not in node]
-    if unselected:
-        log.info("settings of unselected method(s) %s ignored", ", ".join(unselected))
-    methods = {name: instantiate_node(node, f"methods.{name}") for name, node in cfg.methods.items()
-               if "_target_" in node}
-    if not methods:
+    composed = cfg.get("methods") or {}
+    selected = [name for name, node in composed.items() if "_target_" in node]
+    if not selected:
         raise ConfigError("no method selected: choose some, e.g. method=gd or method=[bicubic,gd,adir_knn]")
+    if unselected := [name for name in composed if name not in selected]:
+        log.info("settings of unselected method(s) %s ignored", ", ".join(unselected))
+    device = resolve_device(cfg.device)
+    physics = instantiate_node(cfg.task.physics, "task.physics")
+    methods = {name: instantiate_node(cfg.methods[name], f"methods.{name}") for name in selected}
     needing = [name for name, method in methods.items() if method.needs_retriever]
     if needing and not cfg.retrieval:
         raise ConfigError(

@@ -118,15 +118,15 @@ class Retriever:
                 "collection first (the domain-shift study's: `adir-make-data --domains`) or set retrieval.index_dir "
                 "to an index built with `adir-index build`"
             )
-        if meta_path.is_file():
+        stale = meta_path.is_file()
+        if stale:
             built_from = json.loads(meta_path.read_text()).get("source")
             if built_from is not None and Path(built_from).resolve() == build_from.resolve():
                 return
             log.info("the index at %s was built from %s, not %s: rebuilding it", index_dir, built_from, build_from)
-            build_index(build_from, index_dir, encoder, overwrite=True)
-            return
-        log.info("no index at %s: building it from %s", index_dir, build_from)
-        build_index(build_from, index_dir, encoder)
+        else:
+            log.info("no index at %s: building it from %s", index_dir, build_from)
+        build_index(build_from, index_dir, encoder, overwrite=stale)
 
     def embed_image(self, image: torch.Tensor) -> np.ndarray:
         """(1, C, h, w) or (C, h, w) tensor in [0, 1] → unit embedding (D,)."""
