@@ -20,6 +20,7 @@ tensors. On CUDA it is ``torch.cuda.max_memory_allocated`` over the allocation a
 
     python benchmarks/bench_adaptation.py                            # ADM, 64 ch at 64×64, batch 6, CPU
     python benchmarks/bench_adaptation.py --arch gd256 --device cuda # the paper's GD-256 architecture
+    python benchmarks/bench_adaptation.py --arch tiny --batch 1 --rounds 1 --iterations 1   # seconds (smoke run)
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from adir_exp.weights import MissingWeightsError
 ARCHITECTURES = {
     "adm64": {"image_size": 64, "num_channels": 64, "attention_resolutions": "32,16,8", "num_head_channels": 64},
     "gd256": {"image_size": 256, "num_channels": 256, "attention_resolutions": "32,16,8", "num_head_channels": 64},
+    "tiny": {"image_size": 32, "num_channels": 32, "channel_mult": "1,2", "num_res_blocks": 1,
+             "attention_resolutions": "16", "num_head_channels": 32},
 }
 MODES = ("frozen", "lora", "lora_fused", "lora_ckpt", "full")
 

@@ -5,6 +5,7 @@ network, so the targets are ADIR/unguided ≤ 1.05 and ADIR/DPS ≤ 0.45.
 
     python benchmarks/bench_sampler.py                       # ADM-architecture model (64 ch), 128×128, SR ×4
     python benchmarks/bench_sampler.py --arch gd256 --size 256   # the paper's GD-256 architecture (random weights)
+    python benchmarks/bench_sampler.py --arch tiny --size 32 --steps 1   # seconds on a CPU (the suite's smoke run)
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from adir_exp.cli.config import CONF_DIR
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models import UNetDenoiser, random_adm
 from adir_exp.operators import GaussianNoise
-from adir_exp.paths import CONF_DIR
 from adir_exp.samplers import ADIRGuidedSampler, DPSSampler, Measurement, UnconditionalSampler
 
 ARCHITECTURES = {
     "small": dict(image_size=64, num_channels=64, channel_mult="1,2,2,2", num_res_blocks=2, attention_resolutions="16,8",
                   num_head_channels=32),
     "gd256": dict(image_size=256, num_channels=256, num_res_blocks=2, attention_resolutions="32,16,8", num_head_channels=64),
+    "tiny": dict(image_size=32, num_channels=32, channel_mult="1,2", num_res_blocks=1, attention_resolutions="16",
+                 num_head_channels=32),
 }
 
 
@@ -65,7 +68,7 @@ def main() -> None:
         p.requires_grad_(False)
     schedule = NoiseSchedule()
     task = OmegaConf.load(CONF_DIR / "task" / f"{args.task}.yaml")
-    operator = instantiate(task.operator).to(device)
+    operator = instantiate(task.physics.operator).to(device)
     shape = (args.batch, 3, args.size, args.size)
     truth = torch.rand(shape, generator=torch.Generator().manual_seed(1)).to(device) * 2 - 1
     measurement = Measurement(GaussianNoise(10)(operator.A(truth)), operator)

@@ -19,7 +19,7 @@
 #      tars the export (weights, loss curve, model card) into $OUT/prior.tar; skipped without the corpus or when
 #      less than a minute is left.
 #
-# Packages the GPU image lacks travel as wheels in .whl/ (see docs/benchmarks.md); the corpus' train split in
+# Packages the GPU image lacks travel as wheels in .whl/ (docs/performance.md); the corpus' train split in
 # .gpu/corpus/ (ADIR_HOME=.gpu). Locally: SMOKE=1 OUT=/tmp/gpu_smoke bash benchmarks/gpu_session.sh
 set -u
 OUT=${OUT:-outputs/gpu_session}
@@ -33,8 +33,8 @@ fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 ADIR_HOME=${ADIR_HOME:-$PWD/.gpu}
 if [ "${SMOKE:-0}" = 1 ]; then
   TRAIN_ARGS="data.crop=32 data.batch_size=4 data.num_workers=2 export_every=5 trainer.max_steps=10"
-  ADAPT_GD="--arch adm64 --batch 2 --rounds 1 --iterations 1"; ADAPT_SMALL="$ADAPT_GD"
-  SAMPLE_SMALL="--arch small --size 64 --steps 1"; RETRIEVAL_N=20000
+  ADAPT_GD="--arch tiny --batch 1 --rounds 1 --iterations 1"; ADAPT_SMALL="$ADAPT_GD"
+  SAMPLE_SMALL="--arch tiny --size 32 --steps 1"; RETRIEVAL_N=20000
   PAPER="--tiny --iterations 1 --steps 1 --warmup 1 --variants fp32,fused,bf16,channels_last --budget 30"
 else
   TRAIN_ARGS="data.crop=64 data.batch_size=128 data.num_workers=8 data.epoch_length=2560000 optim.ema_decay=0.999 export_every=1000"

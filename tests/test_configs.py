@@ -25,7 +25,8 @@ def compose_option(path: Path, output_dir: Path) -> tuple[DictConfig, DictConfig
     group, option = str(relative.parent), relative.name
     nested = "/" in group
     override = f"+{group}@probe={option}" if nested else f"{group}={option}"
-    app = "bench" if group == "experiment" else "run"  # experiments describe benchmark tables
+    global_package = group in ("experiment", "hparams_search")  # `# @package _global_`: they set any key
+    app = "bench" if global_package else "run"  # experiments describe benchmark tables, searches sweep them
     context = ["task=edit"] if (group, option) == ("method", "adir_sd_text") else []  # it retrieves by the edit's text
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=app, overrides=[override, *context], return_hydra_config=True)
@@ -34,7 +35,7 @@ def compose_option(path: Path, output_dir: Path) -> tuple[DictConfig, DictConfig
     HydraConfig.instance().set_config(cfg)
     if nested:
         node = cfg.probe
-    elif group == "experiment":
+    elif global_package:
         node = cfg
     elif group == "method":
         node = cfg.methods[option]
@@ -76,6 +77,21 @@ def test_groups_exist() -> None:
     assert {"model", "task", "sampler", "retrieval", "adaptation", "method", "logger", "metrics"} <= groups
 
 
+def test_the_optuna_search_composes_onto_an_experiment_as_a_sweep_of_the_learning_rate() -> None:
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+    from optuna.distributions import LogUniformDistribution
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="bench", overrides=["experiment=domain_shift_curve", "hparams_search=adir_lr_optuna"],
+                      return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.mode.name == "MULTIRUN"
+    assert (sweeper.direction, cfg.optimized_metric) == ("minimize", "adir_knn/lpips")  # LPIPS: lower is better
+    assert "adir_knn" in cfg.methods and cfg.experiment_name == "domain_shift_curve"  # the experiment is kept
+    space, fixed = create_params_from_overrides([f"{key}={value}" for key, value in sweeper.params.items()])
+    assert fixed == {} and space == {"adaptation.lr": LogUniformDistribution(1e-4, 1e-2)}
+
+
 @pytest.mark.parametrize("path", GROUP_FILES, ids=lambda p: str(p.relative_to(CONF_DIR)))
 def test_config_composes_and_instantiates(path: Path, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ADIR_WEIGHTS", str(tmp_path / "no-weights"))
@@ -89,3 +105,15 @@ def test_config_composes_and_instantiates(path: Path, tmp_path, monkeypatch) -> 
         except Exception as error:
             if not is_missing_user_file(error):
                 raise
+
+
+def test_domain_shift_gives_the_domain_centroid_control_its_domain_but_does_not_run_it() -> None:
+    from adir_exp.adaptation.sources import NearestToDomainCentroid
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        default = compose(config_name="bench", overrides=["experiment=domain_shift_sr4_documents"])
+        chosen = compose(config_name="bench",
+                         overrides=["experiment=domain_shift_sr4_documents", "method=[gd,adir_domain_knn]"])
+    assert "_target_" not in default.methods.adir_domain_knn  # a preset, not a default row
+    source = instantiate(chosen.methods.adir_domain_knn.source)
+    assert isinstance(source, NearestToDomainCentroid) and source.within == "documents"

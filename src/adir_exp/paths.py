@@ -8,6 +8,8 @@ calls it first.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -34,3 +36,15 @@ def configure_environment() -> None:
     os.environ.setdefault("HF_HOME", str(home / "huggingface"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@contextmanager
+def naming_failures(path: str | Path) -> Iterator[None]:
+    """Give an ``OSError`` raised while writing ``path`` the file's name (a full disk fails in ``write``, whose
+    error names no file), so the command can say which file could not be written."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error

@@ -34,6 +34,7 @@ class Problem:
     y: torch.Tensor  # model range [−1, 1], on ``device``
     seed: int  # the per-image seed (image_seed)
     device: torch.device
+    source: str | None = None  # content digest of the file the ground truth was cut from (the leakage guard's)
 
     @property
     def measurement(self) -> Measurement:
@@ -47,15 +48,30 @@ class Problem:
         """y in image space ([0, 1], CPU): A⁺y, or y itself where it already is an image (blur)."""
         return to_image_range(self.physics.operator.y_as_image(self.y)).cpu()
 
+    def y_in_unit_range(self) -> torch.Tensor:
+        """y as the measurement of the [0, 1] image, (y + A1)/2 = A x₀₁ + e/2 (on ``device``, not clipped): what
+        methods that work on [0, 1] images (restorers, DeepRED, deepinv) take; A1 = 1 for SR and blur."""
+        operator = self.physics.operator
+        ones = torch.ones(self.image_shape, device=self.y.device, dtype=self.y.dtype)
+        return (self.y + operator.A(ones)) / 2
+
     def generator(self) -> torch.Generator:
         """A fresh generator for sampling, the same for every method and every call."""
         return torch.Generator(device=self.device).manual_seed(self.seed + 1)
 
 
-def measure(image_id: str, ground_truth: torch.Tensor, physics: Physics, seed: int, device: torch.device) -> Problem:
-    """y = A x + e for ``ground_truth`` ([0, 1]), e drawn with the image's own seed."""
+def measure(
+    image_id: str,
+    ground_truth: torch.Tensor,
+    physics: Physics,
+    seed: int,
+    device: torch.device,
+    source: str | None = None,
+) -> Problem:
+    """y = A x + e for ``ground_truth`` ([0, 1]), e drawn with the image's own seed; ``source``: the content
+    digest of its file."""
     per_image = image_seed(seed, image_id)
     physics = physics.to(device)
     generator = torch.Generator(device=device).manual_seed(per_image)
     y = physics(to_model_range(ground_truth).to(device), generator=generator)
-    return Problem(image_id, ground_truth, physics, y, per_image, device)
+    return Problem(image_id, ground_truth, physics, y, per_image, device, source)

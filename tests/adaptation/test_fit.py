@@ -88,3 +88,27 @@ def test_saved_adapter_reproduces_the_reconstruction(tiny_prior, sr_problem, tmp
 def test_wrong_settings_are_refused_when_built(setting) -> None:
     with pytest.raises(ValueError, match=next(iter(setting))):
         LoRAFit(**setting)
+
+
+def test_a_fit_without_a_problem_adapts_the_network_and_returns_settings_and_losses(tiny_prior, sr_problem) -> None:
+    """The adapter bank's path: the same fit, nothing reconstructed."""
+    adapted = tiny_prior.copy()
+    settings = LoRAFit(iterations=2, batch_size=2, lr=1e-3, rank=4, crop_size=32, progress=False)
+    fitted = settings.fit(adapted, SelfImage().collect(sr_problem), sr_problem.physics, sr_problem.device)
+    assert fitted.lora["rank"] == 4 and len(fitted.losses) == 2
+    assert any(p.abs().sum() > 0 for n, p in adapted.network.named_parameters() if "lora_B" in n)
+
+
+def test_a_fit_can_start_from_a_saved_adapter_with_its_own_shape(tiny_prior, sr_problem, tmp_path) -> None:
+    adapted, result = fit(tiny_prior, sr_problem)
+    path = save_adapter(adapted.network, tmp_path / "adapter",
+                        AdapterMetadata("adm_tiny", "sr4", (SELF_IMAGE_ID,), 0, result.lora))
+    again = tiny_prior.copy()
+    barely = LoRAFit(iterations=1, batch_size=2, lr=1e-9, rank=8, crop_size=32, progress=False)  # rank 8 unused
+    fitted = barely.fit(again, SelfImage().collect(sr_problem), sr_problem.physics, sr_problem.device,
+                        start_from=path)
+    assert fitted.lora == result.lora
+    saved = dict(adapted.network.named_parameters())
+    for name, parameter in again.network.named_parameters():
+        if "lora_" in name:  # one step at lr 1e-9: still the saved weights
+            torch.testing.assert_close(parameter, saved[name], rtol=0, atol=1e-6)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 from peft.tuners.lora import LoraLayer
 
 from adir_exp.adaptation.lora import LoRATargetError, add_lora, lora_parameters, merge_lora
-from adir_exp.models import UNetDenoiser
+from adir_exp.cli.config import CONF_DIR
+from adir_exp.models import ADMFlags, UNetDenoiser
+from adir_exp.models.guided_diffusion import build_unet
 
 X = torch.linspace(-1, 1, 2 * 3 * 32 * 32).view(2, 3, 32, 32)
 T = torch.tensor([10, 700])
@@ -24,6 +27,24 @@ def test_conv2d_preset_adapts_every_conv2d_and_trains_only_adapters(denoiser: UN
     trainable = {n for n, p in denoiser.unet.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     assert len(lora_parameters(denoiser.unet)) == 2 * len(names)
+
+
+def test_adm_conv_adds_every_attention_projection_of_gd256() -> None:
+    """The paper adapts "all the convolution layers" (Sec. 4); ADM's attention qkv/proj_out are 1×1 Conv1d, which
+    the converted UNet holds as q, k, v, out Linear layers. GD-256 (conf/model/gd256_uncond.yaml's flags, built on
+    the meta device: no weights) has 106 Conv2d and 16 attention blocks: rank-16 LoRA on 106 layers (10.3 M
+    parameters) with conv2d, on 170 (12.1 M) with adm_conv, the GD tables' targets."""
+    model = yaml.safe_load((CONF_DIR / "model" / "gd256_uncond.yaml").read_text())
+    flags = ADMFlags.from_guided_diffusion(model["denoiser"]["unet"]["flags"])
+    adapted = {}
+    for targets in ("conv2d", "adm_conv"):
+        with torch.device("meta"):
+            unet = build_unet(flags)
+            names = add_lora(unet, rank=16, alpha=8, targets=targets)
+        adapted[targets] = (len(names), sum(p.numel() for p in lora_parameters(unet)))
+    attention_blocks = [n for n, m in unet.named_modules() if type(m).__name__ == "Attention"]
+    assert len(attention_blocks) == 16
+    assert adapted == {"conv2d": (106, 10_306_064), "adm_conv": (106 + 4 * 16, 12_075_536)}
 
 
 def test_regex_and_list_targets(denoiser: UNetDenoiser) -> None:

@@ -11,6 +11,7 @@ from adir_exp.adaptation.sources import (
     SELF_IMAGE_ID,
     GivenImages,
     NearestImages,
+    NearestToDomainCentroid,
     NearestToText,
     RandomImages,
     SelfImage,
@@ -30,7 +31,7 @@ class FakeRetriever:
     def answer(self) -> Neighbours:
         return Neighbours([Neighbour("red", "r.png", 0.1, 0), Neighbour("blue", "b.png", 0.2, 1)])
 
-    def query_image(self, y, k=None, ground_truth=None) -> Neighbours:
+    def query_image(self, y, k=None, ground_truth=None, source=None) -> Neighbours:
         self.queries.append(("image", y, ground_truth))
         return self.answer()
 
@@ -38,8 +39,12 @@ class FakeRetriever:
         self.queries.append(("text", text, None))
         return self.answer()
 
-    def query_random(self, y, k=None, seed=0, ground_truth=None, within=None) -> Neighbours:
+    def query_random(self, y, k=None, seed=0, ground_truth=None, within=None, source=None) -> Neighbours:
         self.queries.append(("random", seed, ground_truth, within))
+        return self.answer()
+
+    def query_domain(self, within, k=None, ground_truth=None, source=None) -> Neighbours:
+        self.queries.append(("domain", within, ground_truth))
         return self.answer()
 
     @staticmethod
@@ -77,6 +82,15 @@ def test_random_draws_with_the_problems_own_seed(sr_problem) -> None:
                                  ("random", sr_problem.seed, sr_problem.ground_truth, "astronomy")]
 
 
+def test_domain_centroid_queries_the_folder_with_the_ground_truth_and_needs_one(sr_problem) -> None:
+    retriever = FakeRetriever()
+    found = NearestToDomainCentroid("astronomy").collect(sr_problem, retriever)
+    assert retriever.queries == [("domain", "astronomy", sr_problem.ground_truth)]
+    assert found.ids == ["red", "blue"] and found.expected == 2 and found.distances == [0.1, 0.2]
+    with pytest.raises(AdaptationImageError, match="source.within"):
+        NearestToDomainCentroid("")
+
+
 def test_text_source_queries_its_text_and_needs_one(sr_problem) -> None:
     retriever = FakeRetriever()
     NearestToText("a red car").collect(sr_problem, retriever)
@@ -98,4 +112,5 @@ def test_given_images_from_a_list_or_a_folder(sr_problem, tmp_path) -> None:
 
 def test_sources_declare_whether_they_search_the_collection() -> None:
     assert NearestImages.needs_retriever and RandomImages.needs_retriever and NearestToText.needs_retriever
+    assert NearestToDomainCentroid.needs_retriever
     assert not SelfImage.needs_retriever and not GivenImages.needs_retriever

@@ -22,7 +22,7 @@ from adir_exp.cli.config import CONF_DIR
 from tests.conftest import REPO_ROOT
 
 # Metrics that need no provisioned weights and work on tiny images.
-CHEAP_METRICS = [f"~metrics.metrics.{m}" for m in ("ssim", "lpips", "niqe")]
+CHEAP_METRICS = [f"~metrics.metrics.{m}" for m in ("ssim", "lpips", "lpips_vgg", "dists", "niqe")]
 
 
 def compose_app(app: str, overrides: list[str], out: Path):

@@ -11,8 +11,8 @@ import pytest
 from hydra.types import RunMode
 
 from adir_exp.cli.config import wandb_group
-from adir_exp.cli.experiment import Report
 from adir_exp.cli.tracking import log_report, wandb_credentials
+from adir_exp.evaluation.results import Report
 from tests.cli.helpers import CHEAP_METRICS, compose_app, run_app
 
 

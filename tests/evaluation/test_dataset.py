@@ -102,3 +102,22 @@ def test_near_constant_tiles_are_skipped_and_counted(tmp_path) -> None:
     assert [item.image_id for item, _ in loaded] == ["page_t1", "page_t3"]  # grid cells 2 and 7: the right half
     assert [item.image_id for item, _ in skipped] == ["page_t0", "page_t2"]
     assert all("near-constant" in reason for _, reason in skipped)
+
+
+def test_files_sharing_a_stem_are_distinct_images_and_unique_stems_keep_their_id(tmp_path) -> None:
+    """Issue 20, item 1: x.png and x.jpg were one image (one row, the other file's reference)."""
+    rng = np.random.default_rng(3)
+    for name in ("x.png", "x.jpg", "y.png"):
+        Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(tmp_path / name)
+    images = list_images(tmp_path, None)
+    assert [(i.image_id, i.path.name) for i in images] == [("x.jpg", "x.jpg"), ("x.png", "x.png"), ("y", "y.png")]
+    assert [i.image_id for i in expand_tiles(images, 2)] == ["x.jpg_t0", "x.jpg_t1", "x.png_t0", "x.png_t1", "y_t0",
+                                                            "y_t1"]
+
+
+@pytest.mark.parametrize("names", [("A.png", "a.png"), ("x.png", "x.jpg", "x.png.bmp")])
+def test_names_that_would_share_an_output_folder_are_refused(tmp_path, names) -> None:
+    for name in names:
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name, format="PNG")
+    with pytest.raises(DatasetError, match="would share a folder"):
+        list_images(tmp_path, None)

@@ -76,3 +76,26 @@ def test_retrieval_precision_is_the_share_of_adaptation_images_from_the_domain()
             {"method": "gd", "image": "a"}]  # fmt: skip
     ((method, (n, mean, low, high)),) = retrieval_precision(rows, "astronomy", resamples=500).items()
     assert (method, n, mean) == ("adir_knn", 2, 0.75) and 0.5 <= low <= mean <= high <= 1.0
+
+
+@pytest.mark.parametrize("metric", ["lpips_vgg", "dists"])
+def test_the_metrics_the_adaptation_never_trained_on_are_reported_lower_is_better(tmp_path, metric) -> None:
+    from adir_exp.evaluation.report import write_report
+    from adir_exp.evaluation.results import ResultStore
+
+    store = ResultStore(tmp_path / "results")
+    for i in range(6):
+        store.append({"method": "gd", "image": f"p{i}", "seed": 0, "key": "a", "seconds": 1.0, metric: 0.3 + 0.01 * i})
+        store.append({"method": "adir_knn", "image": f"p{i}", "seed": 0, "key": "b", "seconds": 2.0,
+                      metric: 0.2 + 0.01 * i})
+    text = write_report([tmp_path / "results"], tmp_path / "out", [metric], ["adir_knn:gd"], resamples=200)
+    assert f"| adir_knn − gd | {metric} | 6 | -0.1000 |" in text and text.rstrip().endswith("| better |")
+
+
+def test_a_metric_of_unknown_direction_is_refused_before_any_work(tmp_path) -> None:
+    from adir_exp.evaluation.report import write_report
+    from adir_exp.evaluation.results import ResultsError
+
+    with pytest.raises(ResultsError, match="unknown metric.*lpips_alex.*known: psnr"):
+        write_report([tmp_path / "results"], tmp_path / "out", ["lpips", "lpips_alex"], ["gd:BASE"])
+    assert not (tmp_path / "out").exists()

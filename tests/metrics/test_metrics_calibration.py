@@ -101,5 +101,5 @@ def test_default_suite_runs_offline_with_provisioned_weights(provisioned: Path, 
         suite = instantiate(OmegaConf.load(CONF_DIR / "metrics" / "default.yaml"))
     assert isinstance(suite, MetricSuite) and not suite.skipped
     scores = suite(dist, ref)
-    assert list(scores) == ["psnr", "ssim", "lpips", "niqe"]
+    assert list(scores) == ["psnr", "ssim", "lpips", "lpips_vgg", "dists", "niqe"]
     assert all(values.shape == (2,) and torch.isfinite(values).all() for values in scores.values())

@@ -12,7 +12,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from adir_exp.metrics import LPIPS, MUSIQ, NIQE, PSNR, SSIM, Metric, MetricSuite, MetricUnavailableWarning
+from adir_exp.metrics import DISTS, LPIPS, MUSIQ, NIQE, PSNR, SSIM, Metric, MetricSuite, MetricUnavailableWarning
 from adir_exp.cli.config import CONF_DIR
 from adir_exp.weights import MissingWeightsError
 
@@ -44,6 +44,7 @@ def test_metric_attributes() -> None:
     assert (PSNR.name, PSNR.higher_is_better, PSNR.requires_reference) == ("psnr", True, True)
     assert (SSIM.name, SSIM.higher_is_better, SSIM.requires_reference) == ("ssim", True, True)
     assert (LPIPS.higher_is_better, LPIPS.requires_reference) == (False, True)
+    assert (DISTS.name, DISTS.higher_is_better, DISTS.requires_reference) == ("dists", False, True)
     assert (MUSIQ.higher_is_better, MUSIQ.requires_reference) == (True, False)
     assert (NIQE.name, NIQE.higher_is_better, NIQE.requires_reference) == ("niqe", False, False)
 
@@ -54,6 +55,7 @@ def test_metric_attributes() -> None:
         (lambda: LPIPS(net="alex"), "alexnet-owt-7be5be79.pth", "torch/hub/checkpoints"),
         (lambda: LPIPS(net="vgg"), "vgg16-397923af.pth", "torch/hub/checkpoints"),
         (lambda: NIQE(), "niqe_modelparameters.mat", "torch/hub/pyiqa"),
+        (lambda: DISTS(), "vgg16-397923af.pth", "torch/hub/checkpoints"),
         (lambda: MUSIQ(dataset="ava"), "musiq_ava_ckpt-e8d3f067.pth", "weights"),
         (lambda: MUSIQ(dataset="koniq"), "musiq_koniq_ckpt-e95806b9.pth", "weights"),
     ],
@@ -92,8 +94,8 @@ def test_suite_needs_a_target_for_full_reference_metrics() -> None:
 @pytest.mark.parametrize(
     ("config", "built", "skipped"),
     [
-        ("default", ["psnr", "ssim"], ["lpips", "niqe"]),
-        ("paper", ["psnr", "ssim"], ["lpips", "niqe", "musiq_ava", "musiq_koniq"]),
+        ("default", ["psnr", "ssim"], ["lpips", "lpips_vgg", "dists", "niqe"]),
+        ("paper", ["psnr", "ssim"], ["lpips", "lpips_vgg", "dists", "niqe", "musiq_ava", "musiq_koniq"]),
     ],
 )
 def test_hydra_configs_build_suites_that_skip_offline(config: str, built: list[str], skipped: list[str]) -> None:
@@ -111,3 +113,32 @@ def test_the_offline_config_is_strict() -> None:
     with pytest.raises(InstantiationException) as caught:
         instantiate(OmegaConf.load(CONF_DIR / "metrics" / "offline.yaml"))
     assert isinstance(caught.value.__cause__, MissingWeightsError)
+
+
+class OneFileMetric(Metric):
+    """A metric whose scores depend on one weight file."""
+
+    name = "one_file"
+    higher_is_better = True
+    requires_reference = False
+
+    def __init__(self, path: Path, device: str = "cpu") -> None:
+        super().__init__(device)
+        self.weight_files = (path,)
+
+    def compute(self, pred: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        return pred.new_zeros(pred.shape[0])
+
+
+def test_the_suite_fingerprint_is_the_content_of_its_weight_files(tmp_path: Path) -> None:
+    path, copy = tmp_path / "weights.pth", tmp_path / "elsewhere" / "weights.pth"
+    path.write_bytes(b"first")
+    copy.parent.mkdir()
+    copy.write_bytes(b"first")
+    suite = MetricSuite({"psnr": PSNR(), "one_file": OneFileMetric(path)})
+    fingerprint = suite.fingerprint()
+    assert suite.fingerprint() == fingerprint  # the same files, the same rows
+    assert MetricSuite({"psnr": PSNR(), "one_file": OneFileMetric(copy)}).fingerprint() == fingerprint  # not the place
+    assert MetricSuite({"psnr": PSNR()}).fingerprint() != fingerprint
+    path.write_bytes(b"second")  # replaced in place
+    assert suite.fingerprint() != fingerprint

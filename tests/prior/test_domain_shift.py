@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,22 @@ from adir_exp.prior.corpus import (
     folder_candidates,
     parse_readme_credits,
     read_manifest,
+    sha256_file,
     split_of,
 )
 from adir_exp.prior.domain_shift import (
-    CORPUS_TO_STUDY,
     DOMAINS,
+    NATURAL_FRACTIONS,
+    RESERVE,
     SHIFTED_FRACTIONS,
+    astronomy_groups,
     build_domain_shift,
+    document_group,
+    group_split,
+    groups_crossing,
+    natural_group,
     read_domain_manifest,
+    series_of,
     split_counts,
     stellarium_credits,
 )
@@ -49,37 +58,82 @@ def sets(tmp_path: Path) -> dict:
     _images(tmp_path / "natural", 20, 0, (120, 90))
     _images(tmp_path / "astronomy", 20, 1, (500, 450))
     _images(tmp_path / "pages", 12, 2, (150, 200))
-    natural = folder_candidates(tmp_path / "natural", "test:natural", "1", "CC0-1.0", "the suite")
+    natural = [replace(c, source=f"test:natural{i % 5}")  # five packages: five source groups
+               for i, c in enumerate(folder_candidates(tmp_path / "natural", "test:natural", "1", "CC0-1.0", "x"))]
     astronomy = folder_candidates(tmp_path / "astronomy", "test:sky", "1", "GPL-2+", "an observatory")
     pages = [
-        Candidate(c.name, "test:pdf", "1", f"manual.pdf#page={i + 1}", "GPL-2", "R Core Team", c.path,
+        Candidate(c.name, "test:pdf", "1", f"manual{i % 4}.pdf#page={i + 1}", "GPL-2", "R Core Team", c.path,
                   page_digest("ab" * 32, i + 1))
         for i, c in enumerate(folder_candidates(tmp_path / "pages", "test:pdf", "1", "", ""))
     ]
     return {"natural": natural, "astronomy": astronomy, "documents": pages}
 
 
-def _build(sets: dict, root: Path, reverse: bool = False) -> tuple[list, list]:
+def _build(sets: dict, root: Path, reverse: bool = False, balance: bool = True) -> tuple[list, list]:
     order = (lambda xs: list(reversed(xs))) if reverse else list
     corpus = build_corpus(order(sets["natural"]), root / "corpus", root / "bundle", train_short_side=64,
                           bundle_short_side=32)
     shifted = {"astronomy": order(sets["astronomy"]), "documents": order(sets["documents"])}
-    return corpus, build_domain_shift(corpus, root / "corpus", shifted, root / "study")
+    return corpus, build_domain_shift(corpus, root / "corpus", shifted, root / "study", balance=balance)
 
 
-def test_domains_are_never_trained_on_and_natural_photos_keep_their_corpus_split(sets, tmp_path):
-    corpus, study = _build(sets, tmp_path)
-    corpus_split = {e.sha256: e.split for e in corpus}
+def test_splits_are_drawn_per_source_group_and_natural_training_photos_stay_train(sets, tmp_path):
+    corpus, study = _build(sets, tmp_path, balance=False)
+    trained = {e.sha256 for e in corpus if e.split == "train"}
     for entry in study:
         if entry.domain == "natural":
-            assert entry.split == CORPUS_TO_STUDY[corpus_split[entry.sha256]]
+            assert entry.group == natural_group(entry.source, entry.copyright)
+            expected = "train" if entry.sha256 in trained else group_split(entry.group, NATURAL_FRACTIONS)
         else:
             assert entry.split in ("collection", "test")
-            assert entry.split == CORPUS_TO_STUDY[split_of(entry.sha256, SHIFTED_FRACTIONS)]
+            expected = group_split(entry.group, SHIFTED_FRACTIONS)
+        assert entry.split == expected, entry
+    assert all(e.group == document_group(e.file) for e in study if e.domain == "documents")
+    assert len({e.group for e in study if e.domain == "documents"}) == 4
     counts = split_counts(study)
     assert counts["astronomy"]["train"] == counts["documents"]["train"] == 0
-    assert all(counts[d]["collection"] and counts[d]["test"] for d in ("astronomy", "documents")), counts
     assert sum(counts[d][s] for d in DOMAINS for s in counts[d]) == len(study) == 52
+    assert groups_crossing(study) == {}
+
+
+def test_mosaic_pieces_and_one_published_picture_form_one_group():
+    names = {
+        "lmc_01": ("lmc_01", "ESO (https://eso.org/public/images/eso1311c/)"),
+        "lmc_16": ("lmc_16", "ESO (https://eso.org/public/images/eso1311c/)"),
+        "rho-a00": ("rho-a00", "R. B. Andreo"), "rho-a11": ("rho-a11", "R. B. Andreo"),
+        "ic2118-1": ("ic2118-1", "Zhao"), "ic2118-2": ("ic2118-2", "Zhao"),
+        "m59": ("m59", "DSS2 (https://www.eso.org/public/images/eso0919c/)"),
+        "m89": ("m89", "DSS2 (https://www.eso.org/public/images/eso0919c/)"),
+        "m31": ("m31", "Plover Hill (http://www.madpc.co.uk/~peterv/)"),  # a home page links nothing specific
+        "m33": ("m33", "Plover Hill (http://www.madpc.co.uk/~peterv/)"),
+        "n2244": ("n2244", "x"), "barnard142": ("barnard142", "y"),
+    }
+    groups = astronomy_groups(names)
+    assert groups["lmc_01"] == groups["lmc_16"] == "astronomy:lmc"
+    assert groups["rho-a00"] == groups["rho-a11"] == "astronomy:rho"
+    assert groups["ic2118-1"] == groups["ic2118-2"]
+    assert groups["m59"] == groups["m89"] == "astronomy:m59"
+    assert len({groups["m31"], groups["m33"], groups["n2244"], groups["barnard142"], groups["lmc_01"]}) == 5
+    assert [series_of(n) for n in ("sh2-1-1", "sh2-132", "n4038-9", "smc-ha")] == ["sh2-1", "sh2-132", "n4038", "smc-ha"]
+
+
+def test_no_group_crosses_the_split_even_where_a_hash_per_image_would(sets, tmp_path):
+    pieces = [Candidate(f"mosaic_{i:02d}", "test:sky", "1", f"mosaic_{i:02d}.png", "GPL-2+", "a photographer",
+                        sets["astronomy"][i].path) for i in range(12)]
+    assert {split_of(sha256_file(c.path), SHIFTED_FRACTIONS) for c in pieces} == {"retrieval", "test"}  # per image
+    sets["astronomy"] = pieces + sets["astronomy"][12:]
+    _, study = _build(sets, tmp_path, balance=False)
+    mosaic = {e.split for e in study if e.group == "astronomy:mosaic"}
+    assert len(mosaic) == 1 and groups_crossing(study) == {}
+
+
+def test_the_balanced_collection_holds_as_many_images_of_each_domain(sets, tmp_path):
+    _, study = _build(sets, tmp_path)
+    counts = split_counts(study)
+    sizes = {counts[d]["collection"] for d in DOMAINS}
+    assert len(sizes) == 1 and sizes.pop() > 0, counts
+    assert all(not (tmp_path / "study" / e.path).is_file() or e.path == "" for e in study if e.split == RESERVE)
+    assert all(e.path == "" for e in study if e.split == RESERVE)
 
 
 def test_files_live_where_the_manifest_says_and_keep_their_scale(sets, tmp_path):
@@ -89,6 +143,9 @@ def test_files_live_where_the_manifest_says_and_keep_their_scale(sets, tmp_path)
     payload = json.loads((root / MANIFEST_NAME).read_text())
     assert payload["counts"] == split_counts(study) and "split_rule" in payload and "pages" in payload
     for entry in study:
+        if entry.split == RESERVE:
+            assert entry.path == ""
+            continue
         path = root / entry.path
         assert path.is_file(), entry
         if entry.split == "train":
@@ -103,7 +160,7 @@ def test_files_live_where_the_manifest_says_and_keep_their_scale(sets, tmp_path)
                 short = 64 if entry.domain == "natural" else 384
                 assert min(image.size) == min(short, entry.width, entry.height)
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.png")}
-    assert on_disk == {e.path for e in study if e.split != "train"}
+    assert on_disk == {e.path for e in study if e.split not in ("train", RESERVE)}
 
 
 def test_build_is_deterministic_and_drops_stale_files(sets, tmp_path):
@@ -115,7 +172,7 @@ def test_build_is_deterministic_and_drops_stale_files(sets, tmp_path):
     assert [(e.id, e.split, e.path) for e in first] == [(e.id, e.split, e.path) for e in second]
     assert not stale.exists()
     for entry in first:
-        if entry.split != "train":
+        if entry.split not in ("train", RESERVE):
             a = (tmp_path / "a" / "study" / entry.path).read_bytes()
             assert a == (tmp_path / "b" / "study" / entry.path).read_bytes()
 
@@ -158,28 +215,28 @@ def test_stellarium_credits_read_its_lenient_json(tmp_path):
 
 
 def test_committed_record_of_the_real_build():
-    """experiments/domain_shift/manifest.json: the sizes the study needs, clean splits, the bundle respected."""
+    """experiments/domain_shift/manifest.json: the sizes the study needs, source groups on one side only, a
+    balanced collection, the prior's training photos where the corpus put them."""
     payload = json.loads(RECORD.read_text(encoding="utf-8"))
     entries = read_domain_manifest(RECORD)
     counts = split_counts(entries)
     assert payload["counts"] == counts
-    assert sum(counts[d]["collection"] for d in DOMAINS) >= 300
+    assert groups_crossing(entries) == {}
+    assert len({counts[d]["collection"] for d in DOMAINS}) == 1 and counts["natural"]["collection"] >= 30, counts
     assert all(counts[d]["test"] >= 30 for d in DOMAINS), counts
-    assert all(counts[d]["collection"] >= 30 for d in DOMAINS), counts
     assert counts["astronomy"]["train"] == counts["documents"]["train"] == 0
-    assert sum(counts["astronomy"].values()) >= 150 and sum(counts["documents"].values()) >= 150
     assert len({e.sha256 for e in entries}) == len({e.id for e in entries}) == len(entries)
-    assert Counter(e.domain for e in entries if e.split == "train") == {"natural": counts["natural"]["train"]}
     for entry in entries:
         assert entry.licence and entry.copyright and entry.version and entry.file and len(entry.sha256) == 64
         assert entry.source.startswith(("debian:", "pypi:")) and entry.width > 0 and entry.height > 0
         assert ("#page=" in entry.file) == (entry.domain == "documents")
         if entry.domain == "natural":
-            corpus_split = PINNED_SPLITS.get((entry.source, entry.file)) or split_of(entry.sha256)
-        else:
-            corpus_split = split_of(entry.sha256, SHIFTED_FRACTIONS)
-        assert entry.split == CORPUS_TO_STUDY[corpus_split]
-    study = {e.sha256: e for e in entries}
-    for bundled in read_manifest(ASSETS_DIR / "corpus" / MANIFEST_NAME):  # the bundle's images keep their split
-        assert bundled.source in BUNDLED_SOURCES
-        assert study[bundled.sha256].split == CORPUS_TO_STUDY[bundled.split]
+            assert entry.group == natural_group(entry.source, entry.copyright)
+            trained = (PINNED_SPLITS.get((entry.source, entry.file)) or split_of(entry.sha256)) == "train"
+            assert (entry.split == "train") == trained, entry
+            if not trained and entry.split != RESERVE:
+                assert entry.split == group_split(entry.group, NATURAL_FRACTIONS)
+        elif entry.split != RESERVE:
+            assert entry.split == group_split(entry.group, SHIFTED_FRACTIONS)
+        if entry.domain == "documents":
+            assert entry.group == document_group(entry.file)

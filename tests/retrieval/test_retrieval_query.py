@@ -11,6 +11,7 @@ from retrieval_helpers import make_image, to_tensor, write_collection
 from skimage import data
 
 from adir_exp.retrieval.build import build_index
+from adir_exp.retrieval.distance import spherical_from_cosine
 from adir_exp.retrieval.encoders import TextNotSupportedError
 from adir_exp.retrieval.query import LeakageGuard, Neighbours, Retriever
 
@@ -27,7 +28,8 @@ def test_leakage_guard_removes_an_exact_copy_of_the_ground_truth(photo_index, ef
         guarded = retriever.query_image(y, ground_truth=x)
     assert "chelsea.png" not in [n.id for n in guarded] and len(guarded) == 3
     assert [n.id for n in guarded.excluded] == ["chelsea.png"]
-    assert guarded.excluded[0].ground_truth_similarity == pytest.approx(1.0, abs=1e-5)
+    assert guarded.excluded[0].exclusion.reason == "embedding"
+    assert guarded.excluded[0].exclusion.score == pytest.approx(1.0, abs=1e-5)
     assert [n.id for n in guarded] == [n.id for n in retriever.query_image(y, k=4)][1:]
     assert "leakage guard" in caplog.text and "chelsea.png" in caplog.text
 
@@ -41,7 +43,8 @@ def test_leakage_guard_catches_rescaled_copies_but_not_other_photos(photo_index,
     assert len(result) == 9  # every other photo survives the 0.95 threshold
 
     strict = Retriever(photo_index / "index", effnet_128, k=9, leakage_guard=LeakageGuard(threshold=0.9999))
-    assert strict.query_image(rescaled, ground_truth=rescaled).excluded == []
+    caught = strict.query_image(rescaled, ground_truth=rescaled).excluded  # the embedding misses it, pixels don't
+    assert [(n.id, n.exclusion.reason) for n in caught] == [("coffee.png", "patch")]
     off = Retriever(photo_index / "index", effnet_128, k=9, leakage_guard=LeakageGuard(enabled=False))
     assert off.query_image(rescaled, ground_truth=rescaled)[0].id == "coffee.png"
 
@@ -156,3 +159,33 @@ def test_random_query_within_a_folder_draws_only_from_it(tmp_path, effnet_128, f
     assert [n.id for n in again] == [n.id for n in drawn]  # seeded
     with pytest.raises(ValueError, match="under 'nebulae'"):
         retriever.query_random(torch.rand(1, 3, 16, 16), within="nebulae")
+
+
+def test_domain_query_returns_the_nearest_to_the_folders_centroid_for_any_query(tmp_path, effnet_128, fast_embed):
+    """ADIR-domain-KNN: one set per domain, the K images nearest to the renormalised mean embedding of the
+    folder, drawn from the whole collection; the leakage guard still removes a copy of the ground truth."""
+    rng = np.random.default_rng(0)
+    for domain, count in (("astronomy", 4), ("documents", 5)):
+        (tmp_path / "collection" / domain).mkdir(parents=True)
+        for i in range(count):
+            make_image(rng, 40, 48).save(tmp_path / "collection" / domain / f"{i}.png")
+    build_index(tmp_path / "collection", tmp_path / "index", effnet_128, embed=fast_embed)
+    retriever = Retriever(tmp_path / "index", effnet_128, k=3)
+    ids = retriever.index.ids
+    vectors = retriever.index.vectors(np.arange(len(ids)))
+    centroid = vectors[[i for i, item in enumerate(ids) if item.startswith("documents/")]].mean(axis=0)
+    similarity = vectors @ (centroid / np.linalg.norm(centroid))
+    expected = [ids[row] for row in np.argsort(-similarity)[:3]]
+    found = retriever.query_domain("documents")
+    assert [n.id for n in found] == expected
+    distances = spherical_from_cosine(np.sort(similarity)[::-1][:3])  # to the centroid, nearest first
+    assert [n.distance for n in found] == pytest.approx(distances.tolist(), abs=1e-4)
+    nearest = to_tensor(Image.open(tmp_path / "collection" / expected[0]))
+    guarded = retriever.query_domain("documents", ground_truth=nearest)
+    assert expected[0] not in [n.id for n in guarded] and [n.id for n in guarded][:2] == expected[1:]
+    assert [n.id for n in guarded.excluded] == [expected[0]]
+    assert [n.id for n in retriever.query_domain("documents", ground_truth=to_tensor(make_image(rng, 40, 48)))] \
+        == expected  # the same set whatever the test image
+    assert [n.id for n in retriever.query_domain("astronomy")] != expected  # another folder, another centroid
+    with pytest.raises(ValueError, match="under 'nebulae'"):
+        retriever.query_domain("nebulae")

@@ -80,6 +80,15 @@ def test_defaults_are_ddrms() -> None:
         DDRMSampler(sampler.denoiser, NoiseSchedule(), eta=1.5)
 
 
+def test_ddim20_visits_the_official_timesteps() -> None:
+    """The official DDRM: skip = 1000 // 20, seq = range(0, 1000, skip); a plain 20 respaces evenly to 999."""
+    denoiser = GaussianPriorDenoiser(torch.zeros(SHAPE), torch.ones(SHAPE), NoiseSchedule())
+    official = DDRMSampler(denoiser, NoiseSchedule(), num_steps="ddim20", progress=False).process.timesteps
+    respaced = DDRMSampler(denoiser, NoiseSchedule(), num_steps=20, progress=False).process.timesteps
+    assert official.tolist() == list(range(0, 1000, 1000 // 20))
+    assert respaced.tolist() == [round(i * 999 / 19) for i in range(20)] and respaced[1] == 53
+
+
 class WithVarianceHead(GaussianPriorDenoiser):
     """A learned-range model whose variance values are garbage: DDRM must only use ε."""
 

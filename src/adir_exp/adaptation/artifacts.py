@@ -119,11 +119,13 @@ def read_metadata(path: str | Path) -> AdapterMetadata:
         return AdapterMetadata.from_header(handle.metadata(), str(path))
 
 
-def load_adapter(network: nn.Module, path: str | Path, base_model: str | None = None) -> AdapterMetadata:
+def load_adapter(
+    network: nn.Module, path: str | Path, base_model: str | None = None, fused: bool | None = None
+) -> AdapterMetadata:
     """Inject the adapter's LoRA configuration into ``network`` (which must carry no adapter yet) and load its weights.
 
     ``path``: an adapter directory, its ``adapter_model.safetensors``, or an adir-lora/1 file. ``base_model``
-    (e.g. the run's ``model.name``) must match the name the adapter was fitted on.
+    (e.g. the run's ``model.name``) must match the name the adapter was fitted on; ``fused`` as in :func:`add_lora`.
     """
     path = Path(path)
     if not path.exists():
@@ -137,7 +139,7 @@ def load_adapter(network: nn.Module, path: str | Path, base_model: str | None = 
             f"{path} was fitted on base model {metadata.base_model!r}, not {base_model!r}; "
             f"select model={metadata.base_model} or adapt again"
         )
-    add_lora(network, **metadata.lora)
+    add_lora(network, **metadata.lora, fused=fused)
     try:  # peft drops the "base_model.model." of PeftModel keys for a network that is not a PeftModel
         result = set_peft_model_state_dict(network, load_file(str(weights)), adapter_name=ADAPTER_NAME)
     except RuntimeError as error:  # same layer names, other widths: torch lists every mismatch, show the first

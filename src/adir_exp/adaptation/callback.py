@@ -9,8 +9,8 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 
 if TYPE_CHECKING:
-    from adir_exp.priors.base import Reconstructor
     from adir_exp.problem import Problem
+    from adir_exp.samplers import Reconstructor
 
 
 class ReconstructionCallback(Callback):

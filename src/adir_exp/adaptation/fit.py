@@ -9,8 +9,12 @@ per step.
 
 from __future__ import annotations
 
+import copy
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -23,9 +27,11 @@ from adir_exp.adaptation.data import AdaptationDataModule
 from adir_exp.adaptation.module import LoRAAdaptation
 
 if TYPE_CHECKING:
+    from adir_exp.adaptation.objective import Adaptable
     from adir_exp.adaptation.sources import AdaptationSet
-    from adir_exp.priors.base import Prior, Reconstructor
+    from adir_exp.operators import Physics
     from adir_exp.problem import Problem
+    from adir_exp.samplers import Reconstructor
 
 
 @dataclass
@@ -38,6 +44,15 @@ class FitResult:
     lora: dict[str, Any]
     losses: list[dict[str, float]] = field(default_factory=list)
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class AdapterFit:
+    """A fit without a reconstruction: ``lora`` (as in :class:`FitResult`) and the loss terms of every step; the
+    adapter itself is the adapted network's."""
+
+    lora: dict[str, Any]
+    losses: list[dict[str, float]] = field(default_factory=list)
 
 
 class AdaptationProgress(Callback):
@@ -54,6 +69,14 @@ class AdaptationProgress(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.bar.close()
+
+
+TrainerFactory = Callable[..., Trainer]  # the `trainer` group: a partial that each fit completes
+# What a fit's Trainer is without the `trainer` group (conf/trainer/default.yaml holds the same): no checkpoints (the
+# runner saves the adapter), no Lightning bar or model summary (the command shows its own bars), and every step
+# logged when a logger is given (a fit's curve is its few hundred steps).
+QUIET_TRAINER: TrainerFactory = partial(Trainer, enable_checkpointing=False, enable_progress_bar=False,
+                                        enable_model_summary=False, log_every_n_steps=1)
 
 
 def trainer_placement(device: torch.device) -> dict[str, Any]:
@@ -74,7 +97,8 @@ class LoRAFit:
     ``compile`` and ``gradient_checkpointing`` trade speed and memory (docs/adaptation.md, README "Performance").
     ``reconstruct_at`` also reconstructs after those steps: since the fit is prefix-consistent (the first N steps
     are the same whatever ``iterations`` is), the reconstruction after step N is that of an N-iteration fit, so
-    one fit gives a whole cost/benefit curve.
+    one fit gives a whole cost/benefit curve. ``trainer`` builds each fit's Lightning ``Trainer`` (the ``trainer``
+    config group, a partial); the fit adds its steps, logger, callbacks and device.
     """
 
     def __init__(
@@ -97,6 +121,7 @@ class LoRAFit:
         compile: bool | str = False,
         reconstruct_at: list[int] | None = None,
         progress: bool = True,
+        trainer: TrainerFactory | None = None,
     ) -> None:
         for name, value in (("iterations", iterations), ("batch_size", batch_size), ("rank", rank)):
             if int(value) < 1:
@@ -111,22 +136,27 @@ class LoRAFit:
                       "channels_last": channels_last, "compile": compile}
         self.reconstruct_at = sorted(reconstruct_at or [])
         self.progress = progress
+        self.trainer = trainer or QUIET_TRAINER
 
-    def __call__(
+    def fit(
         self,
-        prior: Prior,
+        prior: Adaptable,
         images: AdaptationSet,
-        problem: Problem,
-        reconstructor: Reconstructor,
+        physics: Physics,
+        device: torch.device,
         logger: Logger | None = None,
-    ) -> FitResult:
-        """Adapt ``prior``'s network in place (give it a copy) and reconstruct ``problem`` with ``reconstructor``,
-        which must be built from the same prior."""
+        callbacks: Sequence[Callback] = (),
+        start_from: str | Path | None = None,
+    ) -> AdapterFit:
+        """Fit LoRA on ``prior``'s network in place (give it a copy) to ``images``, with or without a problem to
+        reconstruct: every adaptation (ADIR's per image, the adapter bank's per neighbourhood) is this one fit.
+        ``start_from``: a saved adapter whose LoRA shape and weights the fit starts from, instead of a fresh LoRA."""
         module = LoRAAdaptation(
-            prior.objective(problem.physics),
+            prior.objective(physics),
             **self.lora,
             lr=self.lr,
             seed=self.seed,
+            initial=start_from,
             **self.speed,
         )
         data = AdaptationDataModule(
@@ -140,24 +170,49 @@ class LoRAFit:
             names=images.ids,
             short_side=self.short_side,
         )
-        callback = ReconstructionCallback(reconstructor, problem, at=self.reconstruct_at)
         progress = [AdaptationProgress()] if self.progress else []
-        trainer = Trainer(
+        trainer = self.trainer(
             max_steps=self.iterations,
             logger=logger if logger is not None else False,
-            enable_checkpointing=False,
-            callbacks=[*progress, callback],
-            log_every_n_steps=min(10, self.iterations),
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            **trainer_placement(problem.device),
+            callbacks=[*progress, *callbacks],
+            **trainer_placement(device),
         )
         with warnings.catch_warnings():  # the objective's frozen parts (LPIPS, VAE) are in eval mode on purpose
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
             trainer.fit(module, datamodule=data)
+        return AdapterFit(module.lora_config, module.history)
+
+    def __call__(
+        self,
+        prior: Adaptable,
+        images: AdaptationSet,
+        problem: Problem,
+        reconstructor: Reconstructor,
+        logger: Logger | None = None,
+        start_from: str | Path | None = None,
+    ) -> FitResult:
+        """Adapt ``prior``'s network in place (give it a copy) and reconstruct ``problem`` with ``reconstructor``,
+        which must be built from the same prior."""
+        callback = ReconstructionCallback(reconstructor, problem, at=self.reconstruct_at)
+        fitted = self.fit(prior, images, problem.physics, problem.device, logger, [callback], start_from)
         if callback.result is None:
             raise RuntimeError("adaptation stopped before its final reconstruction (interrupted?)")
-        return FitResult(callback.result, module.lora_config, module.history, callback.snapshots)
+        return FitResult(callback.result, fitted.lora, fitted.losses, callback.snapshots)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that determines a fitted adapter (not the progress bar, not the intermediate reconstructions),
+        for records that must tell fits of other settings apart (the adapter bank's manifest)."""
+        return {"iterations": self.iterations, "batch_size": self.batch_size, "lr": self.lr, **self.lora,
+                "crop_size": self.crop_size, "small_images": self.small_images, "short_side": self.short_side,
+                "seed": self.seed, **self.speed}
+
+    def with_iterations(self, iterations: int) -> LoRAFit:
+        """The same settings for another number of steps (a short fine-tune from a saved adapter)."""
+        if int(iterations) < 1:
+            raise ValueError(f"adaptation iterations must be at least 1, got {iterations}")
+        shorter = copy.copy(self)
+        shorter.iterations = int(iterations)
+        return shorter
 
     def __repr__(self) -> str:
         return f"LoRAFit(iterations={self.iterations}, batch_size={self.batch_size}, lr={self.lr}, {self.lora})"

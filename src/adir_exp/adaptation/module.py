@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from lightning import LightningModule
 
+from adir_exp.adaptation.artifacts import load_adapter
 from adir_exp.adaptation.lora import add_lora, lora_parameters
 from adir_exp.adaptation.objective import AdaptationObjective
 from adir_exp.models.execution import (
@@ -26,13 +28,15 @@ class LoRAAdaptation(LightningModule):
     except the adapters is frozen, so the base weights stay bitwise unchanged and can be shared with a sampler.
     The adapters' initialisation, and the timesteps and noise of the loss (from a generator seeded at the start
     of fit), all come from ``seed``, which makes a run repeatable whatever used the global RNG before it.
+    ``initial`` starts from a saved adapter (its rank, alpha and layers, which the LoRA settings here then do not
+    change) instead of a fresh LoRA.
 
     ``gradient_checkpointing`` (diffusers networks) recomputes each block's activations during backward. LoRA
     saves no weight gradients or Adam state for the base, but it keeps the activations of back-propagation,
     which dominate memory at ADIR's batch of 6. Checkpointing drops most of them, at the cost of about one
     more forward per step (docs/adaptation.md has measurements).
 
-    Speed options (README "Benchmarks" has measurements):
+    Speed options (README "Performance" and docs/performance.md have measurements):
 
     * ``fused``: see :func:`~adir_exp.adaptation.lora.add_lora`; ``None`` fuses whenever that is exact.
     * ``precision``: ``"fp32"`` (TF32 off), ``"tf32"`` (TF32 for CUDA matmuls and convolutions, forward and
@@ -58,6 +62,7 @@ class LoRAAdaptation(LightningModule):
         precision: Precision = "fp32",
         channels_last: bool = False,
         compile: bool | str = False,
+        initial: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["objective"])
@@ -66,8 +71,14 @@ class LoRAAdaptation(LightningModule):
         network = objective.network
         with torch.random.fork_rng(devices=[]):  # peft draws lora_A's initial values from the global RNG
             torch.manual_seed(seed)
-            self.adapted_modules = add_lora(network, rank=rank, alpha=alpha, targets=targets, dropout=dropout,
-                                            fused=fused)
+            if initial is None:
+                self.adapted_modules = add_lora(network, rank=rank, alpha=alpha, targets=targets, dropout=dropout,
+                                                fused=fused)
+                self.shape = {"rank": rank, "alpha": alpha, "dropout": dropout}
+            else:  # the saved adapter's own shape and weights; the fit goes on from there
+                saved = load_adapter(network, initial, fused=fused).lora
+                self.adapted_modules = list(saved["targets"])
+                self.shape = {key: saved[key] for key in ("rank", "alpha", "dropout")}
         if gradient_checkpointing:
             network.enable_gradient_checkpointing()
         prepare_network(network, channels_last=channels_last, compile=compile)
@@ -80,8 +91,7 @@ class LoRAAdaptation(LightningModule):
     @property
     def lora_config(self) -> dict[str, Any]:
         """What :func:`~adir_exp.adaptation.lora.add_lora` needs to rebuild the same adapters (targets resolved)."""
-        hp = self.hparams
-        return {"rank": hp.rank, "alpha": hp.alpha, "dropout": hp.dropout, "targets": list(self.adapted_modules)}
+        return {**self.shape, "targets": list(self.adapted_modules)}
 
     def on_fit_start(self) -> None:
         self.objective.train()  # LoRA dropout acts in train mode; objectives keep their frozen parts in eval

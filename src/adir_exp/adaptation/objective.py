@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from adir_exp.operators import Physics
 
 
 class AdaptationObjective(nn.Module, ABC):
@@ -22,6 +26,15 @@ class AdaptationObjective(nn.Module, ABC):
     @abstractmethod
     def loss(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Return {"loss": total, ...named components} for the batch."""
+
+
+class Adaptable(Protocol):
+    """What adaptation asks of a prior (:class:`~adir_exp.priors.Prior` is one): the loss of its network for a
+    forward model, and its native resolution (the default crop). A protocol, so adaptation needs no prior class."""
+
+    image_size: int
+
+    def objective(self, physics: Physics) -> AdaptationObjective: ...
 
 
 def lpips_network(net: str = "alex") -> nn.Module:

@@ -2,9 +2,10 @@
 
 A source turns a :class:`~adir_exp.problem.Problem` into an :class:`AdaptationSet`: y itself (``SelfImage``),
 the K collection images nearest to y (``NearestImages``, the paper's ADIR) or to a text (``NearestToText``,
-editing), K random collection images (``RandomImages``: the control, same cost, unrelated images) or images
-the user names (``GivenImages``). Sources that search the collection declare ``needs_retriever``; the command
-refuses such a method without a retriever before any work starts.
+editing), K random collection images (``RandomImages``: the control, same cost, unrelated images), the K nearest
+to the centroid of one collection folder (``NearestToDomainCentroid``: per-domain instead of per-image
+retrieval) or images the user names (``GivenImages``). Sources that search the collection declare
+``needs_retriever``; the command refuses such a method without a retriever before any work starts.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class NearestImages(AdaptationSource):
 
     def collect(self, problem: Problem, retriever: Retriever | None = None) -> AdaptationSet:
         y = to_image_range(problem.y).cpu()
-        neighbours = retriever.query_image(y, ground_truth=problem.ground_truth)
+        neighbours = retriever.query_image(y, ground_truth=problem.ground_truth, source=problem.source)
         return _retrieved(neighbours, retriever, "retrieval for y")
 
 
@@ -119,11 +120,33 @@ class RandomImages(AdaptationSource):
     def collect(self, problem: Problem, retriever: Retriever | None = None) -> AdaptationSet:
         y = to_image_range(problem.y).cpu()
         neighbours = retriever.query_random(y, seed=problem.seed, ground_truth=problem.ground_truth,
-                                            within=self.within)
+                                            within=self.within, source=problem.source)
         return _retrieved(neighbours, retriever, f"random draw{f' within {self.within}/' if self.within else ''}")
 
     def __repr__(self) -> str:
         return f"RandomImages(within={self.within!r})" if self.within else "RandomImages()"
+
+
+class NearestToDomainCentroid(AdaptationSource):
+    """The K collection images nearest to the centroid of one collection folder (``<within>/...``, e.g. the test
+    image's domain): the same images for every test image of that domain. The control for retrieval's
+    specificity: what ADIR gains over this comes from retrieving for each image rather than for its domain."""
+
+    needs_retriever = True
+
+    def __init__(self, within: str) -> None:
+        if not within:
+            raise AdaptationImageError(
+                "NearestToDomainCentroid needs a collection folder: set the method's source.within (e.g. astronomy)"
+            )
+        self.within = within
+
+    def collect(self, problem: Problem, retriever: Retriever | None = None) -> AdaptationSet:
+        neighbours = retriever.query_domain(self.within, ground_truth=problem.ground_truth, source=problem.source)
+        return _retrieved(neighbours, retriever, f"retrieval for the centroid of {self.within}/")
+
+    def __repr__(self) -> str:
+        return f"NearestToDomainCentroid({self.within!r})"
 
 
 class GivenImages(AdaptationSource):

@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from adir_exp.cli.config import CONFIG_PATH, ConfigError, reported_as, validate, resolved
+from adir_exp.cli.config import CONFIG_PATH, ConfigError, command_line, reported_as, validate, resolved
 from adir_exp.cli.console import quiet_console
 from adir_exp.paths import configure_environment
 
@@ -29,13 +29,21 @@ def run(cfg: DictConfig) -> list[dict]:
     from hydra.core.hydra_config import HydraConfig
 
     from adir_exp.cli.experiment import build, execute, publish
-    from adir_exp.evaluation.dataset import DatasetError, Tiles, expand_tiles, list_images, load_all, parse_shard, shard
-    from adir_exp.evaluation.results import ResultStore
+    from adir_exp.evaluation.dataset import (
+        DatasetError, Tiles, expand_tiles, list_images, load_all, parse_shard, shard,
+    )
+    from adir_exp.evaluation.results import ResultsError, ResultStore, check_writable
+    from adir_exp.retrieval.leakage import content_digest  # what a row's "source" holds
 
     quiet_console()
     validate(cfg)
     bench = cfg.benchmark
     index, count = parse_shard(bench.shard)
+    store_dir = Path(bench.results_dir)
+    try:
+        check_writable(store_dir)
+    except ResultsError as error:
+        raise ConfigError(f"benchmark.results_dir: {error}") from error
     try:
         items = list_images(bench.dataset, bench.first_n, bench.include)
     except (DatasetError, ValueError) as error:
@@ -48,13 +56,12 @@ def run(cfg: DictConfig) -> list[dict]:
         raise ConfigError(f"benchmark.dataset: none of the {len(skipped)} image(s) of shard {bench.shard} is readable")
     preprocessing = {"dataset": str(bench.dataset), "size": bench.size, "preprocess": bench.preprocess,
                      "tiles": resolved(bench.tiles) if tiles else None}
-    experiment = build(cfg, preprocessing)
-    store_dir = Path(bench.results_dir)
+    experiment = build(cfg, preprocessing, {tuple(image.shape) for _, image in loaded}, "benchmark.size")
     for item, reason in skipped:
         ResultStore(store_dir, (index, count)).record_skipped(item.path, reason)
     log.info("%d images in shard %s, %d skipped (unreadable or near-constant; skipped.txt says which)",
              len(loaded), bench.shard, len(skipped))
-    images = [(item.image_id, image) for item, image in loaded]
+    images = [(item.image_id, content_digest(item.path), image) for item, image in loaded]
     report_dir = Path(HydraConfig.get().runtime.output_dir)
     report = execute(cfg, experiment, images, store_dir, report_dir, (index, count),
                      save_adapters=bench.save_adapters, grid_images=bench.grid_images)
@@ -76,13 +83,14 @@ def optimized_value(table: list[dict], choice: str | None) -> float | None:
 
 @hydra.main(config_path=CONFIG_PATH, config_name="bench", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    with reported_as("adir-bench"):
+    with reported_as("adir-bench", rerun=command_line("adir-bench")):  # rows are keyed: the same command resumes
         return optimized_value(run(cfg), cfg.get("optimized_metric"))
 
 
 DEFAULT_PAIRS = (
     "gd:BASE", "adir_knn:gd", "adir_self:gd", "adir_random:gd", "adir_knn:adir_random", "adir_oracle:adir_knn",
-    "dps:gd", "ddrm:gd", "adir_knn:BASE",
+    "dps:gd", "ddrm:gd", "adir_knn:BASE", "adir_domain_knn:adir_knn", "adir_bank:gd", "adir_bank_tuned:gd",
+    "adir_bank:adir_knn",
 )
 
 

@@ -4,9 +4,12 @@ before any work, naming the key), config digests, and turning config errors into
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +26,8 @@ CONFIG_PATH = "pkg://adir_exp.conf"
 
 # `${adir_assets:corpus/test}` in configs: a path inside the installed package's bundled data.
 OmegaConf.register_new_resolver("adir_assets", lambda sub="": str(ASSETS_DIR / sub), replace=True)
+# `${adir_basename:${retrieval.index_dir}}`: the last part of a path (names the default adapter bank after its index).
+OmegaConf.register_new_resolver("adir_basename", lambda path: Path(str(path)).name, replace=True)
 
 
 def experiment_label(root: DictConfig) -> str:
@@ -64,14 +69,31 @@ class ConfigError(ValueError):
 
 
 @contextmanager
-def reported_as(command: str, *errors: type[Exception]) -> Iterator[None]:
+def reported_as(command: str, *errors: type[Exception], rerun: str | None = None) -> Iterator[None]:
     """Print a :class:`ConfigError` (or one of ``errors``: the input was wrong) as one line and exit 2, with no
-    traceback and no result files."""
+    traceback and no result files. A full disk (exit 1) names the file that could not be written and a Ctrl-C
+    (exit 130) says where the run stopped, each in one line; ``rerun``, the command line that resumes (finished
+    rows are skipped), is added to both."""
+    resume = f"; every finished row is kept, resume with: {rerun}" if rerun else ""
     try:
         yield
     except (ConfigError, *errors) as error:
         print(f"{command}: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as error:
+        print(f"{command}: interrupted{f' ({error})' if str(error) else ''}{resume}", file=sys.stderr)
+        sys.exit(130)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"{command}: error: cannot write {error.filename or 'a file'}: {error.strerror}{resume}", file=sys.stderr)
+        sys.exit(1)
+
+
+def command_line(command: str, *extra: str) -> str:
+    """The command as it was typed (``command`` and this process's arguments), plus ``extra`` arguments, quoted
+    for a shell: what a message tells the user to run again."""
+    return shlex.join([command, *sys.argv[1:], *extra])
 
 
 def resolved(node: Any) -> Any:
@@ -91,9 +113,23 @@ def instantiate_node(node: Any, key: str, **kwargs: Any) -> Any:
         raise ConfigError(f"{key}: {cause}") from cause
 
 
+# Settings that change what is shown, never what is computed: kept out of every row key.
+DISPLAY_ONLY = frozenset({"progress"})
+
+
+def without_display(value: Any) -> Any:
+    """A plain config value without the :data:`DISPLAY_ONLY` keys, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_display(v) for k, v in value.items() if k not in DISPLAY_ONLY}
+    if isinstance(value, list):
+        return [without_display(v) for v in value]
+    return value
+
+
 def digest(value: Any) -> str:
-    """16 hex digits of SHA-256 over a plain (resolved) config value's canonical JSON, the same everywhere."""
-    text = json.dumps(value, sort_keys=True, default=str)
+    """16 hex digits of SHA-256 over a plain (resolved) config value's canonical JSON without its display-only
+    settings (a progress bar never makes another row), the same everywhere."""
+    text = json.dumps(without_display(value), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -119,10 +155,17 @@ def integer(minimum: int | None = None, optional: bool = False) -> Check:
 
 def number(minimum: float = 0.0, strict: bool = False) -> Check:
     def check(value: Any) -> str | None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or value < minimum or (strict and value == minimum):
-            return f"must be a number {'>' if strict else '≥'} {minimum:g}"
+            return f"must be a finite number {'>' if strict else '≥'} {minimum:g}"
         return None
+
+    return check
+
+
+def one_of(*options: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in options else f"is not one of {', '.join(options)}"
 
     return check
 
@@ -159,6 +202,8 @@ RULES: dict[str, Check] = {
     "benchmark.first_n": integer(1, optional=True),
     "benchmark.shard": shard,
     "benchmark.size": integer(1, optional=True),
+    "benchmark.preprocess": one_of("center_crop", "resize_crop", "tiles"),
+    "preprocess": one_of("resize_crop", "center_crop"),
     "benchmark.grid_images": integer(0),
     "benchmark.tiles.scale": integer(1),
     "benchmark.tiles.per_image": integer(1),
@@ -169,6 +214,9 @@ RULES: dict[str, Check] = {
     "adaptation.rank": integer(1),
     "adaptation.alpha": number(strict=True),
     "retrieval.k": integer(1),
+    "bank.num_neighbourhoods": integer(1),
+    "bank.seed": integer(),
+    "bank.shard": shard,
     "task.physics.noise.sigma": number(),
 }
 METHOD_RULES: dict[str, Check] = {
@@ -178,22 +226,39 @@ METHOD_RULES: dict[str, Check] = {
 }
 
 
+def non_finite(value: Any, key: str = "") -> Iterator[tuple[str, float]]:
+    """(dotted key, number) of each NaN or ±inf in a plain config value (no range check catches NaN)."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield from non_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from non_finite(item, f"{key}[{index}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield key, value
+
+
 def validate(cfg: DictConfig) -> None:
-    """Refuse wrong values of the keys in :data:`RULES` (and of each method's sampler) before any work."""
+    """Refuse non-finite numbers anywhere and wrong values of the keys in :data:`RULES` (and of each method's
+    sampler) before any work."""
     from omegaconf.errors import OmegaConfBaseException
 
     checks = dict(RULES)
     for name in selected(cfg, "methods") or {}:
         checks |= {f"methods.{name}.{key}": check for key, check in METHOD_RULES.items()}
-    problems = []
+    literal = OmegaConf.to_container(cfg, resolve=False)  # interpolations stay text: each number is seen once
+    flagged = dict(non_finite(literal))
+    problems = [f"{key}={value!r} must be a finite number" for key, value in flagged.items()]
     for key, check in checks.items():
+        if key in flagged:
+            continue
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=True, default=KeyError)
         except OmegaConfBaseException as error:
             problems.append(f"{key}: {error}".splitlines()[0])
             continue
-        if value is KeyError:
-            continue
+        if value is KeyError or (flagged and isinstance(value, float) and not math.isfinite(value)):
+            continue  # absent, or an interpolation of a number already named above
         if (message := check(value)) is not None:
             problems.append(f"{key}={value!r} {message}")
     if problems:

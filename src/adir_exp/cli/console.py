@@ -1,8 +1,9 @@
 """The console is part of the interface: one progress bar per long stage, the result table last, no library noise.
 
 Called at the start of every command, after Hydra has set up logging: third-party loggers that announce
-hardware, tips and library loading are raised to WARNING, known third-party deprecation warnings are dropped,
-warnings print as one line, and console log records go through ``tqdm.write`` so they never tear a bar.
+hardware, tips and library loading are raised to WARNING (those that warn about optional kernels never used
+here, to ERROR), known third-party deprecation warnings are dropped, warnings print as one line, and console
+log records go through ``tqdm.write`` so they never tear a bar.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from tqdm.auto import tqdm
 
 NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "faiss", "faiss.loader",
                  "diffusers", "transformers", "huggingface_hub", "urllib3", "PIL", "matplotlib", "numexpr")
+# Loggers whose warnings are noise here: bitsandbytes (imported by peft) looks for an optional CPU kernel on the Hub
+# when imported, so every command that adapts or scores LPIPS would start with "Skipping publisher trust check…"
+# (kernels, offline) and "Failed to load CPU gemm_4bit_forward…" (bitsandbytes); 4-bit layers are never used.
+WARNING_NOISE_LOGGERS = ("kernels", "bitsandbytes")
 THIRD_PARTY_DEPRECATIONS = (
     r".*isinstance\(treespec, LeafSpec\).*",  # lightning's pytree helper on torch ≥ 2.10
     r".*upcast_vae.*",
@@ -40,6 +45,8 @@ def quiet_console() -> None:
 
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in WARNING_NOISE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     for pattern in THIRD_PARTY_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=pattern)
     warnings.formatwarning = _one_line

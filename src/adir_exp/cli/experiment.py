@@ -8,11 +8,13 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 from omegaconf import DictConfig
 
 from adir_exp.cli.config import ConfigError, digest, instantiate_node, resolved, selected
+from adir_exp.evaluation.results import Report
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,15 @@ class Experiment:
     logger: Any  # a Lightning logger; W&B runs are created only when the report is logged
 
 
-def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
-    """``preprocessing`` says how ground truths are made from files; it enters the row keys. The caller has
-    validated ``cfg`` (:func:`~adir_exp.cli.config.validate`) before reading any image."""
+def build(cfg: DictConfig, preprocessing: dict[str, Any], shapes: Collection[tuple[int, ...]], size_key: str
+          ) -> Experiment:
+    """``preprocessing`` says how ground truths are made from files; it enters the row keys. ``shapes`` are the
+    ground truths' shapes, checked against the task's operator before the model is built (``size_key``: the
+    setting that makes them). The caller has validated ``cfg`` (:func:`~adir_exp.cli.config.validate`) before
+    reading any image."""
     from adir_exp.cli.tracking import open_logger
-    from adir_exp.runtime import resolve_device
+    from adir_exp.operators import OperatorInputError
+    from adir_exp.runtime import DeviceError, resolve_device
 
     # An experiment may pre-set options of methods it does not select (methods.dps.sampler.step_size): only the
     # methods the `method` group composed (they have a _target_) run.
@@ -44,9 +50,22 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
         raise ConfigError("no method selected: choose some, e.g. method=gd or method=[bicubic,gd,adir_knn]")
     if unselected := [name for name in composed if name not in selected]:
         log.info("settings of unselected method(s) %s ignored", ", ".join(unselected))
-    device = resolve_device(cfg.device)
+    try:
+        device = resolve_device(cfg.device)
+    except DeviceError as error:
+        raise ConfigError(f"device: {error}") from error
     physics = instantiate_node(cfg.task.physics, "task.physics")
-    methods = {name: instantiate_node(cfg.methods[name], f"methods.{name}") for name in selected}
+    for shape in shapes:
+        try:
+            physics.operator.measurement_shape(shape)
+        except OperatorInputError as error:
+            raise ConfigError(f"{size_key}: task={cfg.task.name} cannot take the {shape[-2]}×{shape[-1]} images: "
+                              f"{error}") from error
+    trainer = instantiate_node(cfg.trainer, "trainer")  # a partial: the Trainer of every LoRA fit (conf/trainer/)
+    adapting = {name for name in selected if cfg.methods[name].get("adaptation") is not None}
+    methods = {name: instantiate_node(cfg.methods[name], f"methods.{name}",
+                                      **({"adaptation": {"trainer": trainer}} if name in adapting else {}))
+               for name in selected}
     needing = [name for name, method in methods.items() if method.needs_retriever]
     if needing and not cfg.retrieval:
         raise ConfigError(
@@ -54,52 +73,47 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any]) -> Experiment:
             f"built index, docs/retrieval.md) or retrieval=bundled"
         )
     prior = instantiate_node(cfg.model, "model").to(device) if any(m.uses_prior for m in methods.values()) else None
+    retriever = instantiate_node(cfg.retrieval, "retrieval") if needing else None
     for name, method in methods.items():
         try:
-            method.check(prior, physics)
+            method.check(prior, physics, retriever)
         except (ValueError, FileNotFoundError) as error:
             raise ConfigError(f"methods.{name}: {error}") from error
-    retriever = instantiate_node(cfg.retrieval, "retrieval") if needing else None
     metrics = instantiate_node(cfg.metrics, "metrics")
     logger = open_logger(cfg.logger)
     problem = {"task": resolved(cfg.task), "preprocessing": preprocessing, "seed": cfg.seed}
     scoring = resolved(cfg.metrics)  # other metric settings (LPIPS net, crop border) make other rows
+    metric_weights = metrics.fingerprint()  # and so do other metric weight files (one replaced in place)
     weights = prior.fingerprint() if prior is not None else None
     keys = {}
     for name, method in methods.items():
-        settings = {**problem, "metrics": scoring, "method": resolved(cfg.methods[name])}
+        settings = {**problem, "metrics": scoring, "metric_weights": metric_weights,
+                    "method": resolved(cfg.methods[name])}
         if method.uses_prior:
             settings |= {"model": resolved(cfg.model), "weights": weights}
         if method.needs_retriever:
             settings["retrieval"] = resolved(cfg.retrieval)
+        if method.provenance:  # e.g. the adapter bank's digest: its path alone says nothing of its content
+            settings["provenance"] = method.provenance
         keys[name] = digest(settings)
     return Experiment(physics, prior, methods, keys, digest(problem), retriever, metrics, device, logger)
-
-
-@dataclass
-class Report:
-    """What :func:`execute` wrote: this configuration's summary table and where its files are."""
-
-    table: list[dict]
-    summary_md: Path
-    grids: list[Path]
-    store_dir: Path
-    report_dir: Path
-    methods: list[str]
 
 
 def execute(
     cfg: DictConfig,
     experiment: Experiment,
-    images: list[tuple[str, Any]],
+    images: list[tuple[str, str, Any]],
     store_dir: Path,
     report_dir: Path,
     shard: tuple[int, int] = (0, 1),
     save_adapters: bool = False,
     grid_images: int = 4,
 ) -> Report:
-    """Run every unfinished pair, then write this configuration's summary and grids into ``report_dir``."""
-    from adir_exp.evaluation.results import ResultStore, paper_numbers, summarise, table_metrics, write_summary
+    """Run every unfinished pair of ``images`` ((id, content digest, image) triples), then write this
+    configuration's summary and grids into ``report_dir``."""
+    from adir_exp.evaluation.results import (
+        ResultStore, latest_content, paper_numbers, summarise, table_metrics, write_summary,
+    )
     from adir_exp.evaluation.runner import Runner, write_grid
 
     store = ResultStore(store_dir, shard)
@@ -115,7 +129,9 @@ def execute(
     def base(value: str) -> str:  # "adir_knn@50": the adir_knn fit after 50 steps (adaptation.reconstruct_at)
         return value.split("@")[0]
 
-    current = [r for r in store.rows() if experiment.keys.get(base(r["method"])) == base(r.get("key", ""))]
+    sources = {image_id: source for image_id, source, _ in images}  # this run's images: their current content only
+    stored = latest_content([r for r in store.rows() if sources.get(r["image"], r.get("source")) == r.get("source")])
+    current = [r for r in stored if experiment.keys.get(base(r["method"])) == base(r.get("key", ""))]
     order = list(experiment.methods)
     current.sort(key=lambda r: (order.index(base(r["method"])), r.get("iterations", float("inf"))))
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +142,7 @@ def execute(
     table = summarise(current, metrics, paper)
     _, summary_md = write_summary(table, metrics, report_dir)
     grids = [
-        path for image_id, _ in images[:grid_images]
+        path for image_id, *_ in images[:grid_images]
         if (path := write_grid(store_dir, image_id, experiment.problem_key, experiment.keys,
                                report_dir / "grids" / f"{image_id}.png"))
     ]

@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from adir_exp.cli.config import CONF_DIR
@@ -94,21 +95,24 @@ def _build(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from adir_exp.data.images import load_image
+    from adir_exp.retrieval.leakage import content_digest
 
     retriever = _retriever(args, args.k)
     if args.text is not None:
         neighbours = retriever.query_text(args.text, args.k)
     else:
         truth = load_image(args.ground_truth) if args.ground_truth else None
-        neighbours = retriever.query_image(load_image(args.image), args.k, ground_truth=truth)
+        source = content_digest(args.ground_truth) if args.ground_truth else None
+        neighbours = retriever.query_image(load_image(args.image), args.k, ground_truth=truth, source=source)
     for rank, neighbour in enumerate(neighbours, 1):
         print(f"{rank:>3}  {neighbour.distance:.4f}  {neighbour.id}  {neighbour.path}")
     for neighbour in neighbours.excluded:
-        print(f"excluded  {neighbour.id}  (cosine to ground truth {neighbour.ground_truth_similarity:.4f})")
+        why = neighbour.exclusion
+        print(f"excluded  {neighbour.id}  ({why.reason} match with the ground truth, score {why.score:.4f})")
     if args.json is not None:
         payload = {
-            "neighbours": [vars(n) for n in neighbours],
-            "excluded": [vars(n) for n in neighbours.excluded],
+            "neighbours": [asdict(n) for n in neighbours],
+            "excluded": [asdict(n) for n in neighbours.excluded],
         }
         Path(args.json).write_text(json.dumps(payload, indent=2))
     return 0
@@ -245,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from adir_exp.cli.console import quiet_console
 
     quiet_console()
+    from adir_exp.data.images import ImageReadError
     from adir_exp.retrieval.encoders import TextNotSupportedError
     from adir_exp.retrieval.index import RetrievalIndexError
     from adir_exp.retrieval.sources import SourceError
@@ -252,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"build": _build, "query": _query, "robustness": _robustness}
     try:
         return handlers[args.command](args)
-    except (SourceError, RetrievalIndexError, TextNotSupportedError, FileNotFoundError, ValueError) as error:
+    except (SourceError, RetrievalIndexError, TextNotSupportedError, ImageReadError, FileNotFoundError,
+            ValueError) as error:
         print(f"adir-index {args.command}: {error}", file=sys.stderr)
         return 1
 

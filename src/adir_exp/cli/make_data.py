@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"corpus: {args.cache_dir} (train: {args.cache_dir / 'train'})\nbundle: {args.bundle_dir}")
     if args.domains:
         print("\ndomain-shift study, images per domain and split:")
-        print(_table(domain_shift.split_counts(study), domain_shift.SPLITS))
+        print(_table(domain_shift.split_counts(study), (*domain_shift.SPLITS, domain_shift.RESERVE)))
         print(f"study: {args.domain_dir} (collection/, test/<domain>/, manifest.json)")
     return 0
 

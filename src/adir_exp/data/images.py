@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from adir_exp.operators.base import OperatorInputError
-from adir_exp.paths import ASSETS_DIR
+from adir_exp.paths import ASSETS_DIR, naming_failures
 
 ASSET_IMAGE = ASSETS_DIR / "astronaut_256.png"
 # File suffixes every part of the framework treats as images (all readable by PIL).
@@ -49,7 +49,8 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     if array.ndim == 4:
         array = array[0]
     array = (array.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-    Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(path)
+    with naming_failures(path):
+        Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(path)
     return path
 
 

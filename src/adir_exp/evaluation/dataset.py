@@ -2,13 +2,14 @@
 
 Each file is one benchmark image, or, with ``preprocess="tiles"``, several: the photo is resized to a short
 side of ``tiles.scale`` and cut into a grid of non-overlapping ``size``×``size`` tiles, of which
-``tiles.per_image`` evenly spread ones are used (ids ``<stem>_t<k>``). That turns a handful of held-out photos
-into enough small test images for a CPU-sized study (the mini-reproduction).
+``tiles.per_image`` evenly spread ones are used (ids ``<file id>_t<k>``, :func:`image_ids`). That turns a
+handful of held-out photos into enough small test images for a CPU-sized study (the mini-reproduction).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -72,6 +73,7 @@ def list_images(root: str | Path, first_n: int | None = 50, include: list[str] |
             f"validation HR set (DIV2K_valid_HR, images 0801–0900); this framework never downloads it."
         )
     files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    ids = image_ids(files)
     if include is not None:
         missing = set(include) - {p.stem for p in files} - {p.name for p in files}
         if missing:
@@ -79,7 +81,24 @@ def list_images(root: str | Path, first_n: int | None = 50, include: list[str] |
         files = [p for p in files if p.stem in include or p.name in include]
     if not files:
         raise DatasetError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
-    return [BenchmarkImage(p.stem, p) for p in files[:first_n]]
+    return [BenchmarkImage(ids[p], p) for p in files[:first_n]]
+
+
+def image_ids(files: list[Path]) -> dict[Path, str]:
+    """Each file's id, which names its output folder: the stem where no other image file of the folder shares it
+    (case-insensitively; DIV2K's ``0801``), else the name with its extension (``x.png`` beside ``x.jpg``), so two
+    files are never one image. Ids that would still collide in the output folder are refused."""
+    stems = Counter(p.stem.casefold() for p in files)
+    ids = {p: p.stem if stems[p.stem.casefold()] == 1 else p.name for p in files}
+    holders: dict[str, list[str]] = defaultdict(list)
+    for path, image_id in ids.items():
+        holders[image_id.casefold()].append(path.name)
+    if clashes := [names for names in holders.values() if len(names) > 1]:
+        raise DatasetError(
+            f"{files[0].parent}: files whose outputs would share a folder: "
+            f"{'; '.join(' and '.join(names) for names in clashes)}; rename one of each"
+        )
+    return ids
 
 
 def parse_shard(spec: str) -> tuple[int, int]:
@@ -102,9 +121,10 @@ def prepare(path: Path, size: int | None, mode: Preprocess, tile: int | None = N
             tiles: Tiles | None = None) -> torch.Tensor:
     """Load as RGB [0, 1] and cut a ``size``×``size`` square.
 
-    ``center_crop`` keeps the native resolution (the paper's GD tables crop DIV2K's 2K images); images smaller
-    than ``size`` are first resized so their short side fits. ``resize_crop`` resizes the short side to ``size``
-    first (whole-scene content at lower resolution). ``tiles`` returns tile number ``tile`` (module docstring).
+    ``center_crop`` keeps the native resolution (the tables' policy; the paper does not say how its 512² and
+    256² images were made from DIV2K's 2K ones: docs/paper_settings.md); images smaller than ``size`` are first
+    resized so their short side fits. ``resize_crop`` resizes the short side to ``size`` first (whole-scene
+    content at lower resolution). ``tiles`` returns tile number ``tile`` (module docstring).
     """
     image = load_image(path)
     if mode == "tiles":

@@ -16,7 +16,17 @@ from pathlib import Path
 import numpy as np
 
 # Which way is better, per metric: +1 higher is better, −1 lower is better.
-BETTER = {"psnr": 1, "ssim": 1, "lpips": -1, "niqe": -1, "musiq_ava": 1, "musiq_koniq": 1}
+BETTER = {
+    "psnr": 1, "ssim": 1, "lpips": -1, "lpips_vgg": -1, "dists": -1, "niqe": -1, "musiq_ava": 1, "musiq_koniq": 1,
+}  # fmt: skip
+
+
+def check_metrics(metrics: Iterable[str]) -> None:
+    """Refuse a metric whose direction is unknown before any work: a verdict must never guess which way is better."""
+    from adir_exp.evaluation.results import ResultsError
+
+    if unknown := [metric for metric in metrics if metric not in BETTER]:
+        raise ResultsError(f"--metrics: unknown metric(s) {', '.join(unknown)}; known: {', '.join(BETTER)}")
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ class Difference:
         """'better' / 'worse' when the CI excludes 0 (in the metric's own direction), else 'no difference'."""
         if self.low <= 0.0 <= self.high or not np.isfinite(self.mean):
             return "no clear difference"
-        return "better" if np.sign(self.mean) == BETTER.get(self.metric, 1) else "worse"
+        return "better" if np.sign(self.mean) == BETTER[self.metric] else "worse"
 
 
 def per_image(rows: Iterable[dict], method: str, metric: str) -> dict[str, float]:
@@ -130,6 +140,7 @@ def write_report(
     directory's no-prior baseline."""
     from adir_exp.evaluation.results import existing_rows, labelled_by_key
 
+    check_metrics(metrics)
     columns = [*metrics, *(["ssim"] if "ssim" not in metrics else [])]
     lines: list[str] = []
     plotted: list[tuple[str, Difference]] = []
@@ -191,7 +202,7 @@ def plot_differences(differences: Sequence[tuple[str, Difference]], metrics: Seq
             colour = {"better": "tab:green", "worse": "tab:red"}.get(d.verdict, "tab:gray")
             axis.errorbar(d.mean, y, xerr=[[d.mean - d.low], [d.high - d.mean]], fmt="o", color=colour, capsize=3)
         axis.axvline(0.0, color="black", lw=0.8)
-        direction = "higher" if BETTER.get(metric, 1) > 0 else "lower"
+        direction = "higher" if BETTER[metric] > 0 else "lower"
         axis.set_title(f"Δ {metric} ({direction} is better)")
         axis.invert_yaxis()
     np.atleast_1d(axes)[0].set_yticks(range(len(labels)), labels)
@@ -216,6 +227,7 @@ def iteration_curve(
     """Paired differences ``method − reference`` in ``metric`` after each adaptation step count the rows hold:
     ``method@N`` rows (snapshots of the fit, ``adaptation.reconstruct_at``) and ``method`` itself after
     ``iterations`` steps. 0 steps is the reference by construction (LoRA starts as an exact no-op)."""
+    check_metrics([metric])
     points = [CurvePoint(label, 0, Difference(method, reference, metric, 0, 0.0, 0.0, 0.0))]
     steps = sorted({int(r["iterations"]) for r in rows if r["method"].startswith(f"{method}@")})
     for step, name in [*((n, f"{method}@{n}") for n in steps), (iterations, method)]:
@@ -245,7 +257,7 @@ def plot_curve(points: Sequence[CurvePoint], metrics: Sequence[str], path: Path)
         axis.axhline(0.0, color="black", lw=0.8)
         axis.set_xscale("log")
         axis.set_xlabel("adaptation iterations + 1")
-        direction = "higher" if BETTER.get(metric, 1) > 0 else "lower"
+        direction = "higher" if BETTER[metric] > 0 else "lower"
         axis.set_title(f"Δ {metric} vs the reference ({direction} is better)")
         axis.legend(fontsize=8)
     fig.tight_layout()

@@ -27,6 +27,7 @@ from adir_exp.evaluation.results import ResultStore
 from adir_exp.methods.base import Estimate, Method
 from adir_exp.metrics import MetricSuite
 from adir_exp.operators import Physics
+from adir_exp.paths import naming_failures
 from adir_exp.priors.base import Prior
 from adir_exp.problem import Problem, measure
 
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
     from adir_exp.retrieval.query import Retriever
 
 log = logging.getLogger(__name__)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C; the message says at which pair and where the finished rows are."""
 
 
 @dataclass
@@ -64,37 +69,52 @@ class Runner:
     save_adapters: bool = False
     progress: bool = True
 
-    def run(self, images: Sequence[tuple[str, torch.Tensor]]) -> RunReport:
-        """Every unfinished (method, image) pair of ``images`` ((id, [0, 1] image) pairs), image by image."""
+    def run(self, images: Sequence[tuple[str, str, torch.Tensor]]) -> RunReport:
+        """Every unfinished (method, image) pair of ``images`` ((id, content digest of its file, [0, 1] image)
+        triples), image by image. A Ctrl-C (or Lightning's exit on one, during a fit) becomes
+        :class:`RunInterrupted`, which says where the run stopped; every finished row is already stored."""
         done = self.store.done()
-        todo = [(image_id, image, [m for m in self.methods if (m, image_id, self.keys[m]) not in done])
-                for image_id, image in images]
-        report = RunReport(already_done=sum(len(self.methods) - len(p) for _, _, p in todo))
-        bar = tqdm(total=sum(len(p) for _, _, p in todo), desc="methods × images", unit="pair",
+        todo = [(image_id, source, image, [m for m in self.methods if (m, image_id, self.keys[m], source) not in done])
+                for image_id, source, image in images]
+        report = RunReport(already_done=sum(len(self.methods) - len(p) for *_, p in todo))
+        bar = tqdm(total=sum(len(p) for *_, p in todo), desc="methods × images", unit="pair",
                    disable=not self.progress, dynamic_ncols=True)
-        with bar:
-            for image_id, image, pending in todo:
-                if not pending:
-                    continue
-                problem = measure(image_id, image, self.physics, self.seed, self.device)
-                image_dir = self.output_dir / "images" / image_id
-                save_image(image, image_dir / output_name("ground_truth", self.problem_key))
-                save_image(to_image_range(problem.y), image_dir / output_name("measurement", self.problem_key))
-                for name in pending:
-                    bar.set_postfix_str(f"{name} on {image_id}")
-                    row = self.run_pair(name, problem, image_dir)
-                    gc.collect()  # a fit's Trainer holds reference cycles: free its copy of the network and images now
-                    if row is None:
-                        report.busy += 1
-                    else:
-                        report.written += 1
-                        report.rows.append(row)
-                    bar.update()
+        where = "before the first pair"
+        try:
+            with bar:
+                for image_id, source, image, pending in todo:
+                    if not pending:
+                        continue
+                    where = f"measuring {image_id}"
+                    problem = measure(image_id, image, self.physics, self.seed, self.device, source)
+                    image_dir = self.output_dir / "images" / image_id
+                    save_image(image, image_dir / output_name("ground_truth", self.problem_key))
+                    save_image(to_image_range(problem.y), image_dir / output_name("measurement", self.problem_key))
+                    for name in pending:
+                        where = f"{name} on {image_id}"
+                        bar.set_postfix_str(where)
+                        row = self.run_pair(name, problem, source, image_dir)
+                        gc.collect()  # a fit's Trainer holds reference cycles: free its copy of the network now
+                        if row is None:
+                            report.busy += 1
+                        else:
+                            report.written += 1
+                            report.rows.append(row)
+                        bar.update()
+        except (KeyboardInterrupt, SystemExit) as stop:
+            if isinstance(stop, SystemExit) and stop.code in (0, None):
+                raise
+            finished = report.written + report.already_done
+            raise RunInterrupted(
+                f"stopped at {where}; {finished} of {len(self.methods) * len(images)} pairs are done, their rows "
+                f"kept in {self.store.directory}"
+            ) from None
         return report
 
-    def run_pair(self, name: str, problem: Problem, image_dir: Path) -> dict | None:
-        """One method on one problem: outputs, then metrics, then the row; None if another process has it."""
-        key = (name, problem.image_id, self.keys[name])
+    def run_pair(self, name: str, problem: Problem, source: str, image_dir: Path) -> dict | None:
+        """One method on one problem (``source``: its file's content digest): outputs, then metrics, then the
+        row; None if another process has it."""
+        key = (name, problem.image_id, self.keys[name], source)
         with self.store.claim(key) as mine:
             if not mine:
                 return None
@@ -102,10 +122,12 @@ class Runner:
             estimate = self.methods[name].reconstruct(problem, self.prior, self.retriever)
             seconds = time.perf_counter() - start
             self.save_outputs(name, estimate, problem, image_dir)
-            row = {"method": name, "image": problem.image_id, "seed": self.seed, "key": self.keys[name],
-                   "seconds": seconds, **self.metrics.scores(estimate.image, problem.ground_truth)}
+            row = {"method": name, "image": problem.image_id, "source": source, "seed": self.seed,
+                   "key": self.keys[name], "seconds": seconds, **self.metrics.scores(estimate.image, problem.ground_truth)}
             if estimate.adaptation_images:
                 row["adaptation_images"] = estimate.adaptation_images
+            if estimate.details:
+                row["details"] = estimate.details
             for step, snapshot in estimate.snapshots.items():  # the same fit after fewer steps: its own rows
                 self.store.append({**row, "method": f"{name}@{step}", "key": f"{self.keys[name]}@{step}",
                                    "iterations": step, **self.metrics.scores(snapshot, problem.ground_truth)})
@@ -120,7 +142,8 @@ class Runner:
         for step, snapshot in estimate.snapshots.items():
             save_image(snapshot, image_dir / f"{stem}_steps" / f"step_{step:06d}.png")
         if estimate.losses:
-            with open(image_dir / f"{stem}_adaptation_loss.csv", "w", newline="") as handle:
+            losses = image_dir / f"{stem}_adaptation_loss.csv"
+            with naming_failures(losses), open(losses, "w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=["step", *estimate.losses[0]])
                 writer.writeheader()
                 writer.writerows({"step": step, **terms} for step, terms in enumerate(estimate.losses, 1))

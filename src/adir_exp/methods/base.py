@@ -21,7 +21,8 @@ class Estimate:
 
     ``adaptation_images``: ids of the images it adapted on (retrieved neighbours, ``A+y``); ``adapter``: the adapted
     network and its LoRA settings, to save; ``losses``: adaptation loss terms per step; ``snapshots``:
-    reconstructions during adaptation by step.
+    reconstructions during adaptation by step; ``details``: what else the row records about this reconstruction
+    (e.g. the adapter bank's digest and the neighbourhood it picked), written under the row's ``details``.
     """
 
     image: torch.Tensor
@@ -29,6 +30,7 @@ class Estimate:
     adapter: tuple[torch.nn.Module, dict[str, Any]] | None = None
     losses: list[dict[str, float]] = field(default_factory=list)
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Method(ABC):
@@ -41,5 +43,12 @@ class Method(ABC):
     @abstractmethod
     def reconstruct(self, problem: Problem, prior: Prior | None, retriever: Retriever | None = None) -> Estimate: ...
 
-    def check(self, prior: Prior | None, physics: Physics) -> None:
-        """Raise if this method cannot run with ``prior`` on ``physics`` (called before any work)."""
+    def check(self, prior: Prior | None, physics: Physics, retriever: Retriever | None = None) -> None:
+        """Raise if this method cannot run with ``prior`` on ``physics`` (and the run's ``retriever``, for methods
+        that need one), called before any image."""
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        """Digests of what the method reads besides its settings (a file's content, where the settings only name
+        its path): part of its rows' key, so rows made with other content are never reused."""
+        return {}

@@ -28,7 +28,7 @@ class MeasurementAsImage(NoPrior):
 class BicubicUpsampling(NoPrior):
     """The classic SR baseline: MATLAB ``imresize(y, factor, 'bicubic')``, the cubic of the operator itself."""
 
-    def check(self, prior, physics) -> None:
+    def check(self, prior, physics, retriever=None) -> None:
         if not isinstance(physics.operator, BicubicDownsample):
             raise ValueError("the bicubic baseline applies to super-resolution tasks only; use pseudo_inverse")
 

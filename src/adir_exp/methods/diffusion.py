@@ -43,7 +43,7 @@ class DiffusionReconstruction(Method):
     def needs_retriever(self) -> bool:
         return self.source is not None and self.source.needs_retriever
 
-    def check(self, prior: Prior | None, physics: Physics) -> None:
+    def check(self, prior: Prior | None, physics: Physics, retriever: Retriever | None = None) -> None:
         prior.reconstructor(physics, self.sampler)  # the prior refuses a sampler or task it cannot take
         if self.source is not None:
             prior.objective(physics)  # its weights (LPIPS) are there before the first image is touched

@@ -8,6 +8,7 @@ no-reference metrics score ``pred`` and ignore ``target``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import torch
 
@@ -31,6 +32,7 @@ class Metric(ABC):
     name: str
     higher_is_better: bool
     requires_reference: bool
+    weight_files: tuple[Path, ...] = ()  # every file the metric's scores depend on (their hashes enter row keys)
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)

@@ -8,6 +8,7 @@ still reports every metric it can.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ import torch
 
 from adir_exp.metrics.base import Metric
 from adir_exp.weights import MissingWeightsError
+from adir_exp.weights.digest import file_sha256
 
 MetricSpec = Metric | Callable[..., Metric]
 OnMissing = Literal["strict", "skip"]
@@ -60,6 +62,16 @@ class MetricSuite:
     @property
     def higher_is_better(self) -> dict[str, bool]:
         return {name: metric.higher_is_better for name, metric in self.metrics.items()}
+
+    def fingerprint(self) -> str:
+        """A digest of the SHA-256 of every weight file the suite's metrics loaded, by metric: part of each row's
+        key, so rows scored with one LPIPS file are never reused after it is replaced. Files are hashed once per
+        version (path, size, times), not once per call."""
+        digest = hashlib.sha256()
+        for name, metric in sorted(self.metrics.items()):
+            for path in metric.weight_files:
+                digest.update(f"{name}\t{file_sha256(path)}\n".encode())
+        return digest.hexdigest()[:16]
 
     @property
     def requires_reference(self) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DModel
 
+from adir_exp.weights.loading import load_tensors
 from adir_exp.weights.registry import MissingWeightsError
 from adir_exp.weights.registry import entry as weight_entry
 
@@ -228,7 +229,7 @@ def unet_from_adm_state_dict(adm_state: dict[str, torch.Tensor], flags: ADMFlags
 def load_guided_diffusion(checkpoint: str | Path | None = None, flags: dict | None = None) -> UNet2DModel:
     """Load an ADM ``.pt`` checkpoint from a local path (default ``$ADIR_WEIGHTS/256x256_diffusion_uncond.pt``).
 
-    The file is opened with ``weights_only=True``: an untrusted pickle cannot run code.
+    The file is read by the framework's tensors-only reader: an untrusted pickle cannot run code.
     """
     weight = weight_entry("gd-adm256-uncond")
     if checkpoint:
@@ -237,7 +238,7 @@ def load_guided_diffusion(checkpoint: str | Path | None = None, flags: dict | No
         raise MissingWeightsError(
             weight, "Or pass model.denoiser.unet.checkpoint=/path/to/the/file.pt; this framework never downloads it."
         )
-    state = torch.load(weight.path, map_location="cpu", weights_only=True)
+    state = load_tensors(weight.path)
     return unet_from_adm_state_dict(state, ADMFlags.from_guided_diffusion(flags or {}))
 
 

@@ -13,7 +13,6 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -22,21 +21,9 @@ from adir_exp.adaptation.artifacts import load_adapter
 from adir_exp.adaptation.lora import merge_lora
 from adir_exp.adaptation.objective import AdaptationObjective
 from adir_exp.operators import Physics
-from adir_exp.samplers import Measurement, Sampler
+from adir_exp.samplers import Reconstructor, Sampler
 
 SamplerFactory = Callable[..., Sampler]  # e.g. functools.partial(ADIRGuidedSampler, num_steps=100), given the model
-
-
-class Reconstructor(Protocol):
-    """Anything that reconstructs x (model range [−1, 1]) from a measurement, like :meth:`Sampler.sample`."""
-
-    def sample(
-        self,
-        shape: tuple[int, ...],
-        measurement: Measurement,
-        generator: torch.Generator | None = None,
-        device: torch.device | str = "cpu",
-    ) -> torch.Tensor: ...
 
 
 class PriorConfigError(ValueError):

@@ -15,7 +15,8 @@ from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models.denoiser import Denoiser, UNetDenoiser
 from adir_exp.models.execution import ExecutedDenoiser, Precision, check_precision
 from adir_exp.operators import Physics
-from adir_exp.priors.base import Prior, PriorConfigError, Reconstructor, SamplerFactory
+from adir_exp.priors.base import Prior, PriorConfigError, SamplerFactory
+from adir_exp.samplers import Reconstructor
 
 ObjectiveFactory = Callable[..., AdaptationObjective]  # e.g. partial(GDObjective, lpips_weight=0.1)
 

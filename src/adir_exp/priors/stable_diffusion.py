@@ -142,6 +142,7 @@ def load_sd_upscaler(
         directory,
         dtype={"default": resolve_dtype(dtype, target), "vae": torch.float32},
         variant=variant,
+        use_safetensors=True,  # a pickled .bin beside (or instead of) the weights is never read
         local_files_only=True,
         safety_checker=None,
         watermarker=None,
@@ -169,6 +170,7 @@ def load_sd_inpaint(
         directory,
         dtype=resolve_dtype(dtype, target),
         variant=variant,
+        use_safetensors=True,  # a pickled .bin beside (or instead of) the weights is never read
         local_files_only=True,
         safety_checker=None,
         feature_extractor=None,

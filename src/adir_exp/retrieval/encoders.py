@@ -36,7 +36,7 @@ from adir_exp.paths import weights_dir
 from adir_exp.retrieval.preprocess import Preprocess
 from adir_exp.retrieval.torchscript import is_torchscript_archive, read_torchscript_tensors
 from adir_exp.weights import CheckpointError
-from adir_exp.weights.loading import unsafe_checkpoint
+from adir_exp.weights.loading import not_tensor_file, unsafe_checkpoint
 
 
 class TextNotSupportedError(ValueError):
@@ -277,6 +277,10 @@ class OpenClipEncoder(ImageEncoder):
             )
         except pickle.UnpicklingError as error:
             raise unsafe_checkpoint(weights, error) from error
+        except RuntimeError as error:
+            if str(error).startswith("Error(s) in loading state_dict"):  # tensors of another architecture
+                raise CheckpointError(f"{weights} does not hold the weights of {model_name}: {error}") from error
+            raise not_tensor_file(weights, error) from error  # e.g. a zip with code/ that is no TorchScript archive
 
     @staticmethod
     def _from_torchscript(model_name: str, weights: Path) -> nn.Module:

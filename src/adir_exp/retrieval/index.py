@@ -22,6 +22,7 @@ training is a one-off batch job and uses a GPU whenever FAISS has one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -272,3 +273,11 @@ class EmbeddingIndex:
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """Exact embeddings of the given rows."""
         return np.asarray(self.embeddings[np.asarray(rows)], dtype=np.float32)
+
+    def fingerprint(self) -> str:
+        """A digest of the ids and embeddings (what a search can return), so that anything fitted on this index
+        (an adapter bank) is never used with another (reads every vector: call it once per run)."""
+        digest = hashlib.sha256("\n".join(self.ids).encode())
+        for start in range(0, len(self), 65_536):
+            digest.update(np.ascontiguousarray(self.embeddings[start : start + 65_536], dtype=np.float32).tobytes())
+        return digest.hexdigest()[:16]

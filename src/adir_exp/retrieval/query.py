@@ -10,10 +10,11 @@ them there), goes through the encoder's own ``preprocess``, the same as the coll
 is repeated to RGB, the shortest side is resized to the encoder resolution with antialiased bicubic
 interpolation (so a low-resolution SR input is upsampled, a large one downsampled), then centre-cropped.
 
-Leakage guard: in a benchmark the ground-truth x (or a near-copy of it) may be in the collection, and retrieving
-it would leak the answer into the prior. Given ``ground_truth``, every candidate whose cosine similarity to
-x's embedding is ≥ ``threshold`` is dropped (and more candidates fetched so that k remain); what was dropped is
-logged and returned in ``neighbours.excluded``.
+Leakage guard (:mod:`adir_exp.retrieval.leakage`): in a benchmark the ground-truth x, its source image or
+another piece of the same source may be in the collection, and retrieving it would leak the answer into the
+prior. Given ``ground_truth`` (and the content digest of the benchmark file it was cut from, ``source``), every candidate that shares the
+source, contains the tile or is a near-copy of it is dropped (and more candidates fetched so that k remain); what
+was dropped, and why, is logged and returned in ``neighbours.excluded``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from PIL import Image
 from adir_exp.retrieval.distance import spherical_from_cosine
 from adir_exp.retrieval.encoders import ImageEncoder
 from adir_exp.retrieval.index import META_FILE, EmbeddingIndex, IndexNotFoundError, RetrievalIndexError
+from adir_exp.retrieval.leakage import Exclusion, LeakageGuard
 from adir_exp.retrieval.sources import read_item
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ class Neighbour:
     path: str
     distance: float
     row: int
-    ground_truth_similarity: float | None = None  # set on the neighbours the leakage guard excluded
+    exclusion: Exclusion | None = None  # set on the neighbours the leakage guard excluded: why
 
 
 class Neighbours(list[Neighbour]):
@@ -61,15 +63,13 @@ class Neighbours(list[Neighbour]):
 
 
 @dataclass(frozen=True)
-class LeakageGuard:
-    """Drop neighbours whose cosine similarity to the ground truth is at least ``threshold``.
+class GroundTruth:
+    """What the leakage guard compares candidates with: the benchmark image, its embedding, and the content digest
+    of the file it was cut from when known (:func:`~adir_exp.retrieval.leakage.content_digest`)."""
 
-    0.95 keeps unrelated and merely similar images (ImageNet-feature cosines between different photos stay
-    well below 0.6) and catches exact and rescaled copies (a 2× downscaled copy scores ≈ 0.99).
-    """
-
-    enabled: bool = True
-    threshold: float = 0.95
+    image: torch.Tensor
+    embedding: np.ndarray
+    source: str | None = None
 
 
 class Retriever:
@@ -135,11 +135,21 @@ class Retriever:
         return self.encoder.encode_images(self.encoder.preprocess(image)[None])[0].numpy()
 
     def query_image(
-        self, y: torch.Tensor, k: int | None = None, ground_truth: torch.Tensor | None = None
+        self,
+        y: torch.Tensor,
+        k: int | None = None,
+        ground_truth: torch.Tensor | None = None,
+        source: str | None = None,
     ) -> Neighbours:
-        """Neighbours of the measurement y; ``ground_truth`` (benchmarks only) turns on the leakage guard."""
-        truth = self.embed_image(ground_truth) if ground_truth is not None else None
-        return self.query_embedding(self.embed_image(y), k, truth)
+        """Neighbours of the measurement y; ``ground_truth`` (benchmarks only) turns on the leakage guard,
+        ``source`` (the content digest of the file the ground truth was cut from) its source-identity check."""
+        return self.query_embedding(self.embed_image(y), k, self.ground_truth(ground_truth, source))
+
+    def ground_truth(self, image: torch.Tensor | None, source: str | None = None) -> GroundTruth | None:
+        """What the leakage guard needs of a benchmark image (None when there is none or the guard is off)."""
+        if image is None or not self.leakage_guard.enabled:
+            return None
+        return GroundTruth(image, self.embed_image(image), source)
 
     def query_text(self, text: str, k: int | None = None) -> Neighbours:
         """Neighbours of a text prompt (needs an encoder with a text tower, e.g. open_clip)."""
@@ -152,6 +162,7 @@ class Retriever:
         seed: int = 0,
         ground_truth: torch.Tensor | None = None,
         within: str | None = None,
+        source: str | None = None,
     ) -> Neighbours:
         """K collection images drawn uniformly at random (seeded), the control for K-NN retrieval: adapting on
         them costs the same, so any gain of ADIR over this is due to *which* images were retrieved. ``within``
@@ -159,35 +170,44 @@ class Retriever:
         image's own domain, the oracle of retrieval. Distances are still y's, for the log; the leakage guard
         applies as in :meth:`query_image`."""
         k = self.k if k is None else k
-        pool = np.arange(len(self.index))
-        if within is not None:
-            pool = np.array([row for row, item in enumerate(self.index.ids) if item.startswith(f"{within}/")])
-            if not len(pool):
-                raise ValueError(f"no item of the collection at {self.index.directory} is under {within!r}/")
+        pool = np.arange(len(self.index)) if within is None else self.rows_within(within)
         if not 1 <= k <= len(pool):
             raise ValueError(f"k={k} but the collection at {self.index.directory} holds {len(pool)} such images")
         rows = pool[np.random.default_rng(seed).permutation(len(pool))]
-        vectors = self.index.vectors(rows)
-        if ground_truth is not None and self.leakage_guard.enabled:
-            keep = vectors @ self.embed_image(ground_truth) < self.leakage_guard.threshold
-            rows, vectors = rows[keep], vectors[keep]
-        if len(rows) < k:
-            raise ValueError(f"k={k} but only {len(rows)} images remain after the leakage guard")
-        distances = spherical_from_cosine(vectors[:k] @ self.embed_image(y))
-        return Neighbours(
-            Neighbour(self.index.ids[row], self.index.paths[row], float(d), int(row))
-            for row, d in zip(rows[:k], distances, strict=True)
-        )
+        distances = spherical_from_cosine(self.index.vectors(rows) @ self.embed_image(y))
+        drawn = [Neighbour(self.index.ids[row], self.index.paths[row], float(d), int(row))
+                 for row, d in zip(rows, distances, strict=True)]
+        truth = self.ground_truth(ground_truth, source)
+        kept, excluded = self._guarded(drawn, truth, k)
+        if len(kept) < k:
+            raise ValueError(f"k={k} but only {len(kept)} images remain after the leakage guard")
+        self._log_excluded(excluded)
+        return Neighbours(kept[:k], excluded)
+
+    def rows_within(self, within: str) -> np.ndarray:
+        """Index rows of the collection items under the folder ``within`` (ids ``<within>/...``)."""
+        rows = np.array([row for row, item in enumerate(self.index.ids) if item.startswith(f"{within}/")], dtype=int)
+        if not len(rows):
+            raise ValueError(f"no item of the collection at {self.index.directory} is under {within!r}/")
+        return rows
+
+    def query_domain(
+        self, within: str, k: int | None = None, ground_truth: torch.Tensor | None = None, source: str | None = None
+    ) -> Neighbours:
+        """The K collection images nearest to the centroid of the items under ``within`` (the mean of their unit
+        embeddings, renormalised): one set for every query of that domain, the control that tells per-image
+        retrieval from per-domain retrieval. The leakage guard applies as in :meth:`query_image`."""
+        centroid = self.index.vectors(self.rows_within(within)).mean(axis=0)
+        return self.query_embedding(centroid / np.linalg.norm(centroid), k, self.ground_truth(ground_truth, source))
 
     def query_embedding(
-        self, embedding: np.ndarray, k: int | None = None, ground_truth: np.ndarray | None = None
+        self, embedding: np.ndarray, k: int | None = None, ground_truth: GroundTruth | None = None
     ) -> Neighbours:
-        """Neighbours of a unit embedding; candidates too close to ``ground_truth``'s embedding are excluded."""
+        """Neighbours of a unit embedding; with ``ground_truth``, the leakage guard drops candidates."""
         k = self.k if k is None else k
         size = len(self.index)
         if not 1 <= k <= size:
             raise ValueError(f"k={k} but the collection at {self.index.directory} holds {size} images")
-        guard = ground_truth is not None and self.leakage_guard.enabled
         fetch = k
         while True:
             similarities, rows = self.index.search(embedding[None], fetch)
@@ -196,15 +216,7 @@ class Retriever:
                 Neighbour(self.index.ids[row], self.index.paths[row], float(distance), int(row))
                 for row, distance in zip(rows[0][found], spherical_from_cosine(similarities[0][found]), strict=True)
             ]
-            if not guard:
-                return Neighbours(candidates)
-            truth_similarity = self.index.vectors([c.row for c in candidates]) @ ground_truth
-            kept = [c for c, s in zip(candidates, truth_similarity, strict=True) if s < self.leakage_guard.threshold]
-            excluded = [
-                replace(c, ground_truth_similarity=float(s))
-                for c, s in zip(candidates, truth_similarity, strict=True)
-                if s >= self.leakage_guard.threshold
-            ]
+            kept, excluded = self._guarded(candidates, ground_truth, k)
             if len(kept) >= k or fetch == size:
                 break
             fetch = min(size, 2 * fetch)
@@ -212,15 +224,36 @@ class Retriever:
             raise ValueError(
                 f"k={k} but only {len(kept)} images remain after the leakage guard excluded {len(excluded)}"
             )
-        excluded = [n for n in excluded if n.distance <= kept[k - 1].distance]  # those that displaced a neighbour
+        self._log_excluded(excluded)
+        return Neighbours(kept[:k], excluded)
+
+    def _guarded(
+        self, candidates: list[Neighbour], truth: GroundTruth | None, k: int
+    ) -> tuple[list[Neighbour], list[Neighbour]]:
+        """Walk the candidates in order until k pass the leakage guard: (kept, excluded before the k-th)."""
+        if truth is None:
+            return candidates, []
+        kept, excluded = [], []
+        similarities = self.index.vectors([c.row for c in candidates]) @ truth.embedding if candidates else []
+        for candidate, similarity in zip(candidates, similarities, strict=True):
+            if len(kept) == k:
+                break
+            with Image.open(io.BytesIO(read_item(candidate.path))) as image:
+                pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
+            why = self.leakage_guard.exclusion(candidate.path, pixels, truth.image, float(similarity), truth.source)
+            if why is None:
+                kept.append(candidate)
+            else:
+                excluded.append(replace(candidate, exclusion=why))
+        return kept, excluded
+
+    def _log_excluded(self, excluded: list[Neighbour]) -> None:
         if excluded:
             log.warning(
-                "leakage guard: excluded %d near-copies of the ground truth (cosine >= %.3f): %s",
+                "leakage guard: excluded %d collection image(s) for sharing the ground truth's source or content: %s",
                 len(excluded),
-                self.leakage_guard.threshold,
-                ", ".join(f"{n.id} ({n.ground_truth_similarity:.4f})" for n in excluded),
+                ", ".join(f"{n.id} ({n.exclusion.reason} {n.exclusion.score:.3f})" for n in excluded),
             )
-        return Neighbours(kept[:k], excluded)
 
     @staticmethod
     def load_images(neighbours: Iterable[Neighbour]) -> list[Image.Image]:

@@ -48,8 +48,8 @@ def neighbour_overlap(
     k_max = max(ks)
     recalls: dict[tuple[str, int], list[float]] = {(name, k): [] for name in degradations for k in ks}
     for x in images:
-        clean_embedding = retriever.embed_image(x)  # embedded once: the clean query and the guard's reference
-        truth = clean_embedding if guard else None
+        truth = retriever.ground_truth(x) if guard else None  # x itself is in the collection: the guard drops it
+        clean_embedding = truth.embedding if truth is not None else retriever.embed_image(x)
         clean = [n.id for n in retriever.query_embedding(clean_embedding, k_max, truth)]
         for name, degrade in degradations.items():
             with torch.no_grad():

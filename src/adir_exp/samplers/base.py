@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -32,6 +33,19 @@ class Measurement:
     y: torch.Tensor
     operator: LinearOperator
     noise_std: float = 0.0
+
+
+class Reconstructor(Protocol):
+    """Anything that reconstructs x (model range [−1, 1]) from a measurement, like :meth:`Sampler.sample`: what a
+    prior hands to the methods and to adaptation (Stable Diffusion's pipelines are reconstructors too)."""
+
+    def sample(
+        self,
+        shape: tuple[int, ...],
+        measurement: Measurement,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor: ...
 
 
 @dataclass

@@ -24,6 +24,18 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise unsafe_checkpoint(path, error) from error
+    except (RuntimeError, KeyError, EOFError) as error:  # a TorchScript archive, another format, a truncated file
+        raise not_tensor_file(path, error) from error
+
+
+def not_tensor_file(path: str | Path, error: Exception) -> CheckpointError:
+    """The error for a file torch cannot read as a state dict. torch's own text for a TorchScript archive advises
+    ``weights_only=False``, which would run the archive's code; this one says what the file is and what would do."""
+    what = "a TorchScript archive" if "TorchScript" in str(error) else f"unreadable as one ({type(error).__name__})"
+    return CheckpointError(
+        f"{path} is not a plain tensor file (a torch.save'd state dict): {what}; refusing to load it. "
+        "Save the model's state_dict, or use .safetensors."
+    )
 
 
 def unsafe_checkpoint(path: str | Path, error: pickle.UnpicklingError) -> CheckpointError:

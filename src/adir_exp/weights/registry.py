@@ -24,8 +24,10 @@ TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"
 PYIQA_NIQE_FILE = "niqe_modelparameters.mat"
 PYIQA_LPIPS_FILES = {"alex": "LPIPS_v0.1_alex-df73285e.pth", "vgg": "LPIPS_v0.1_vgg-a78928a0.pth"}
 MUSIQ_FILES = {"ava": "musiq_ava_ckpt-e8d3f067.pth", "koniq": "musiq_koniq_ckpt-e95806b9.pth"}
+PYIQA_DISTS_FILE = "DISTS_weights-f5e65c96.pth"
 
 GD256_UNCOND_FILE = "256x256_diffusion_uncond.pt"
+SWINIR_RELEASE = "https://github.com/JingyunLiang/SwinIR/releases/download/v0.0"
 SD_UPSCALER_DIR = "stable-diffusion-x4-upscaler"
 SD_INPAINTING_DIR = "stable-diffusion-2-inpainting"
 OPEN_CLIP_FILE = "open_clip/ViT-L-14.pt"
@@ -215,11 +217,44 @@ ENTRIES: tuple[WeightFile, ...] = (
         locate=_in_hub_checkpoints(TORCHVISION_VGG16_FILE),
     ),
     WeightFile(
+        key="dists-weights",
+        description="DISTS channel weights alpha/beta (Ding et al. 2020)",
+        source=Source.REGISTRY,
+        origin="DISTS_pytorch 0.1 wheel, DISTS_pytorch/weights.pt (byte-identical to pyiqa's file)",
+        locate=_in_pyiqa_cache(PYIQA_DISTS_FILE),
+    ),
+    WeightFile(
         key="niqe-prior",
         description="NIQE pristine-image prior (mu/cov) for pyiqa's NIQE",
         source=Source.REGISTRY,
         origin="basicsr 1.4.2 sdist, basicsr/metrics/niqe_pris_params.npz, converted to .mat",
         locate=_in_pyiqa_cache(PYIQA_NIQE_FILE),
+    ),
+    # The paper's supervised baselines (method=swinir, realesrgan, ipt, restormer, mprnet, m3snet; docs/baselines.md).
+    *(
+        WeightFile(
+            key=key,
+            description=f"{network} checkpoint (a paper baseline, loaded through spandrel)",
+            source=Source.USER,
+            origin=origin,
+            locate=_in_weights_dir(name),
+        )
+        for key, network, name, origin in (
+            ("swinir-sr4", "SwinIR-M classical ×4 (DF2K)", "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth",
+             f"{SWINIR_RELEASE}/001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth"),
+            ("swinir-sr8", "SwinIR-M classical ×8 (DF2K)", "001_classicalSR_DF2K_s64w8_SwinIR-M_x8.pth",
+             f"{SWINIR_RELEASE}/001_classicalSR_DF2K_s64w8_SwinIR-M_x8.pth"),
+            ("realesrgan-sr4", "Real-ESRGAN x4plus (RRDBNet)", "RealESRGAN_x4plus.pth",
+             "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth"),
+            ("ipt-sr4", "IPT ×4 super-resolution", "IPT_sr4.pt",
+             "the IPT_sr4.pt of github.com/huawei-noah/Pretrained-IPT (README: pretrained models)"),
+            ("restormer-deblur", "Restormer motion deblurring (GoPro)", "restormer_motion_deblurring.pth",
+             "https://github.com/swz30/Restormer/releases/download/v1.0/motion_deblurring.pth (renamed)"),
+            ("mprnet-deblur", "MPRNet deblurring (GoPro)", "mprnet_model_deblurring.pth",
+             "the model_deblurring.pth of github.com/swz30/MPRNet (Deblurring/pretrained_models, renamed)"),
+            ("m3snet-deblur", "M3SNet deblurring (GoPro)", "m3snet_gopro.pth",
+             "the GoPro checkpoint of github.com/Tombs98/M3SNet (README: pretrained models, renamed)"),
+        )
     ),
 )
 
