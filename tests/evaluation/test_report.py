@@ -99,3 +99,20 @@ def test_a_metric_of_unknown_direction_is_refused_before_any_work(tmp_path) -> N
     with pytest.raises(ResultsError, match="unknown metric.*lpips_alex.*known: psnr"):
         write_report([tmp_path / "results"], tmp_path / "out", ["lpips", "lpips_alex"], ["gd:BASE"])
     assert not (tmp_path / "out").exists()
+
+
+def test_settings_of_one_method_are_named_by_rename(tmp_path) -> None:
+    """Two banks (two keys of adir_bank) in one directory: labelled by key, then named for the report."""
+    from adir_exp.evaluation.report import write_report
+    from adir_exp.evaluation.results import ResultStore
+
+    store = ResultStore(tmp_path / "results")
+    for i in range(4):
+        store.append({"method": "gd", "image": f"p_t{i}", "seed": 0, "key": "g", "seconds": 1.0, "psnr": 20.0 + i})
+        for key, gain in (("aaaaaaaa11", 1.0), ("bbbbbbbb22", 2.0)):
+            store.append({"method": "adir_bank", "image": f"p_t{i}", "seed": 0, "key": key, "seconds": 1.0,
+                          "psnr": 20.0 + i + gain})
+    text = write_report([tmp_path / "results"], tmp_path / "out", ["psnr"],
+                        ["bank_c3:gd", "bank_c8:gd"], resamples=200,
+                        renames={"adir_bank@aaaaaaaa": "bank_c3", "adir_bank@bbbbbbbb": "bank_c8"})
+    assert "| bank_c3 − gd | psnr | 4 | +1.0000 |" in text and "| bank_c8 − gd | psnr | 4 | +2.0000 |" in text

@@ -161,8 +161,8 @@ def test_paper_columns_only_for_the_metrics_the_paper_reports(tmp_path) -> None:
     _, md = write_summary(plain, ["lpips", "psnr"], tmp_path / "plain")
     assert md.read_text().splitlines()[0] == "| method | n | lpips | psnr | s/image |"
     assert "paper" not in (tmp_path / "plain" / "summary.csv").read_text()
-    table = summarise(rows, ["lpips", "psnr"], {"methods": {"gd": {"lpips": 0.25}}, "paper_only": {"IPT": {"lpips": 0.2}}})
-    _, md = write_summary(table, ["lpips", "psnr"], tmp_path / "paper")
+    paper = {"methods": {"gd": {"lpips": 0.25}}, "paper_only": {"IPT": {"lpips": 0.2}}}
+    _, md = write_summary(summarise(rows, ["lpips", "psnr"], paper), ["lpips", "psnr"], tmp_path / "paper")
     lines = md.read_text().splitlines()
     assert lines[0] == "| method | n | lpips | lpips (paper) | psnr | s/image |"  # the paper reports no PSNR here
     assert lines[3] == "| IPT (paper) | 0 | — | 0.2 | — | — |"

@@ -56,7 +56,8 @@ def test_lpips_linear_layers_of_the_other_backbone_are_refused(lpips_package: Pa
     path = entry("lpips-alex-linear").path
     path.write_bytes(entry("lpips-vgg-linear").path.read_bytes())
     message = refusal(lambda: LPIPS(net="alex"))
-    assert str(path) in message and "wrong shape lin1.model.1.weight (1, 128, 1, 1) (expected (1, 192, 1, 1))" in message
+    assert str(path) in message
+    assert "wrong shape lin1.model.1.weight (1, 128, 1, 1) (expected (1, 192, 1, 1))" in message
 
 
 def test_a_backbone_with_a_wrong_shape_is_refused_naming_the_file(lpips_package: Path) -> None:

@@ -41,7 +41,7 @@ def _rescaled_crop(image: Image.Image, factor: float = 0.7) -> Image.Image:
 
 def test_a_tile_is_found_in_its_source_and_in_a_rescaled_crop_but_not_in_other_photos(source):
     tile = _tile(source)
-    assert best_match(tile, _tensor(source), GUARD.scale_grid) > 0.99
+    assert best_match(tile, _tensor(source), GUARD.scale_grid) > 0.9
     for factor in (0.55, 0.7, 1.3, 1.8):
         assert best_match(tile, _tensor(_rescaled_crop(source, factor)), GUARD.scale_grid) >= GUARD.patch_threshold
     for name in OTHERS:
@@ -104,3 +104,19 @@ def test_random_draws_are_guarded_too(planted, source, effnet_128):
     drawn = retriever.query_random(F.avg_pool2d(tile[None], 4), seed=3, ground_truth=tile[None],
                                    source=content_digest(planted["test_file"]))
     assert sorted(n.id for n in drawn) == sorted(f"{name}.png" for name in OTHERS)
+
+
+def test_a_smooth_tile_does_not_match_an_unrelated_smooth_image():
+    """Plain NCC finds a gradient in any gradient (0.9+ against unrelated photos in the study); the detail stage
+    does not."""
+    rows, cols = torch.meshgrid(torch.linspace(0, 1, 300), torch.linspace(0, 1, 300), indexing="ij")
+    other = (0.3 + 0.4 * cols + 0.02 * torch.randn(300, 300, generator=torch.Generator().manual_seed(2)))
+    tile = (0.2 + 0.3 * torch.linspace(0, 1, 96)[None, :] + 0.02 * torch.randn(96, 96,
+                                                                               generator=torch.Generator().manual_seed(1)))
+    tile, other = tile.clamp(0, 1).expand(3, -1, -1), other.clamp(0, 1).expand(3, -1, -1)
+    from adir_exp.retrieval import leakage
+
+    coarse = leakage._correlation(leakage._resized(leakage.luminance(other), 1 / 3),
+                                  leakage._normalised(leakage._resized(leakage.luminance(tile), 1 / 3)))
+    assert coarse.max() > leakage.COARSE_GATE  # the first stage finds a likely place ...
+    assert best_match(tile, other, GUARD.scale_grid) < GUARD.patch_threshold  # ... the detail stage rejects it

@@ -83,6 +83,18 @@ def test_ivfpq_without_refinement_loses_recall(tmp_path):
     assert recall(EmbeddingIndex(tmp_path, refine=1)) < recall(EmbeddingIndex(tmp_path)) - 0.05
 
 
+def test_relative_item_paths_are_read_from_the_index_directory_wherever_it_moves(tmp_path):
+    """A bundled index (the demo's) stores paths relative to itself; absolute ones are kept as they are."""
+    vectors = clustered(np.random.default_rng(5), 2)
+    (tmp_path / "bundle" / "index").mkdir(parents=True)
+    write_shard(tmp_path / "shards", 0, Shard(["a.png", "b.png"], ["../images/a.png", "/data/b.png"], vectors, []))
+    assemble_index(tmp_path / "shards", [0], tmp_path / "bundle" / "index", "test-encoder", 32, IndexConfig(), "x")
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "bundle").rename(moved)
+    index = EmbeddingIndex(moved / "index")
+    assert index.paths == [str(moved / "images" / "a.png"), "/data/b.png"]
+
+
 def test_missing_or_incomplete_index(tmp_path):
     with pytest.raises(IndexNotFoundError, match="adir-index build"):
         EmbeddingIndex(tmp_path)

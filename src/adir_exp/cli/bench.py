@@ -108,11 +108,19 @@ def report() -> None:
     parser.add_argument("--domain", default=None,
                         help="also report each adapting method's retrieval precision: the share of its adaptation "
                              "images from this collection folder (domain-shift study)")
+    parser.add_argument("--rename", nargs="+", default=[], metavar="LABEL=NAME",
+                        help="name the rows of one setting of a method, e.g. adir_bank@1a2b3c4d=adir_bank_c8 (a "
+                             "method with rows of several settings is labelled <method>@<key8>; a run's keys.json "
+                             "says which key is which)")
     args = parser.parse_args()
     from adir_exp.evaluation.results import ResultsError
 
     with reported_as("adir-bench-report", ResultsError):
-        print(write_report(args.results_dirs, args.out, args.metrics, args.pairs, args.resamples, args.domain))
+        renames = dict(item.split("=", 1) for item in args.rename if "=" in item)
+        if len(renames) != len(args.rename):
+            raise ResultsError(f"--rename takes LABEL=NAME, got {' '.join(args.rename)}")
+        print(write_report(args.results_dirs, args.out, args.metrics, args.pairs, args.resamples, args.domain,
+                           renames))
 
 
 def curve() -> None:

@@ -114,7 +114,7 @@ def execute(
     from adir_exp.evaluation.results import (
         ResultStore, latest_content, paper_numbers, summarise, table_metrics, write_summary,
     )
-    from adir_exp.evaluation.runner import Runner, write_grid
+    from adir_exp.evaluation.runner import Runner, adaptation_loss_path, read_adaptation_losses, write_grid
 
     store = ResultStore(store_dir, shard)
     runner = Runner(
@@ -146,7 +146,9 @@ def execute(
         if (path := write_grid(store_dir, image_id, experiment.problem_key, experiment.keys,
                                report_dir / "grids" / f"{image_id}.png"))
     ]
-    return Report(table, summary_md, grids, store_dir, report_dir, order)
+    losses = {f"{row['image']}/{row['method']}": read_adaptation_losses(path) for row in current
+              if (path := adaptation_loss_path(store_dir, row["image"], row["method"], row["key"])).is_file()}
+    return Report(table, summary_md, grids, store_dir, report_dir, order, losses)
 
 
 def publish(cfg: DictConfig, experiment: Experiment, report: Report) -> None:

@@ -69,9 +69,9 @@ def wandb_credentials() -> bool:
 
 
 def log_report(logger: Any, report: Report, config: dict) -> None:
-    """Send the resolved config, the summary table, the grids and each method's means to ``logger``. The local
-    results are already written, so a failure only warns; a W&B run is finished whatever happens, so the next job
-    of a sweep (same process) gets a run of its own."""
+    """Send the resolved config, the summary table, the grids, each adapting pair's loss curve and each method's
+    means to ``logger``. The local results are already written, so a failure only warns; a W&B run is finished
+    whatever happens, so the next job of a sweep (same process) gets a run of its own."""
     run, failed = None, True
     try:
         run = getattr(logger, "experiment", None)  # W&B: creates this job's run
@@ -82,6 +82,8 @@ def log_report(logger: Any, report: Report, config: dict) -> None:
             logger.log_table(key="summary", columns=columns, data=[[row[c] for c in columns] for row in report.table])
         if hasattr(logger, "log_image") and report.grids:
             logger.log_image(key="grids", images=[str(g) for g in report.grids], caption=[g.stem for g in report.grids])
+        if report.adaptation_losses:
+            log_adaptation_losses(logger, report.adaptation_losses)
         means = {f"{row['method']}/{key}": value for row in measured for key, value in row.items()
                  if key.endswith("_mean") and value is not None}
         if means:
@@ -98,6 +100,16 @@ def log_report(logger: Any, report: Report, config: dict) -> None:
             except Exception as error:
                 log.warning("W&B run could not be finished (%s); local results in %s are complete", one_line(error),
                             report.report_dir)
+
+
+def log_adaptation_losses(logger: Any, losses: dict[str, list[dict[str, float]]]) -> None:
+    """Each adapting pair's loss as a series ``adapt/<image>/<method>/loss`` over the fit's steps (1, 2, …), one
+    call per step. W&B draws each as a native line chart against ``trainer/global_step`` (smoothing, zoom), and the
+    jobs of a sweep share the key, so one panel overlays an image's curve across the swept settings; the CSV
+    logger writes them as columns of its metrics.csv. The per-step components stay in the pairs' CSV files."""
+    for step in range(max(len(terms) for terms in losses.values())):
+        logger.log_metrics({f"adapt/{pair}/loss": terms[step]["loss"] for pair, terms in losses.items()
+                            if step < len(terms)}, step=step + 1)
 
 
 def one_line(error: Exception) -> str:

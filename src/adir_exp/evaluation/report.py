@@ -133,11 +133,12 @@ def write_report(
     pairs: Sequence[str],
     resamples: int = 10_000,
     domain: str | None = None,
+    renames: dict[str, str] | None = None,
 ) -> str:
     """report.md (per directory: method means, then each ``method:reference`` pair's mean difference with its
     image-level and photo-level 95 % CIs, and with ``domain`` the retrieval precision of each adapting method)
     and differences.png (forest plot) in ``out``; returns the Markdown. ``BASE`` in a pair stands for the
-    directory's no-prior baseline."""
+    directory's no-prior baseline; ``renames`` names row labels (``adir_bank@1a2b3c4d`` → ``adir_bank_c8``)."""
     from adir_exp.evaluation.results import existing_rows, labelled_by_key
 
     check_metrics(metrics)
@@ -145,7 +146,8 @@ def write_report(
     lines: list[str] = []
     plotted: list[tuple[str, Difference]] = []
     for results_dir in results_dirs:
-        rows = labelled_by_key(existing_rows(results_dir))
+        rows = [{**r, "method": (renames or {}).get(r["method"], r["method"])}
+                for r in labelled_by_key(existing_rows(results_dir))]
         means = method_means(rows, columns)
         base = next((m for m in BASELINES if m in means), "BASE")
         lines += [f"### {Path(results_dir).name}", "", "| method | n | " + " | ".join(columns) + " | s/image |",

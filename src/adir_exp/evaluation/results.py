@@ -21,7 +21,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adir_exp.paths import naming_failures
@@ -253,7 +253,8 @@ def summarise(rows: Sequence[dict], metrics: Sequence[str], paper: dict | None =
 @dataclass
 class Report:
     """What one run wrote for its configuration: the summary table, where its files are, the methods in table
-    order; what the command prints and the logger receives."""
+    order, and each adapting pair's loss terms per step by ``<image>/<method>``; what the command prints and the
+    logger receives."""
 
     table: list[dict]
     summary_md: Path
@@ -261,6 +262,7 @@ class Report:
     store_dir: Path
     report_dir: Path
     methods: list[str]
+    adaptation_losses: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
 
 def write_summary(table: list[dict], metrics: Sequence[str], directory: Path) -> tuple[Path, Path]:

@@ -142,7 +142,7 @@ class Runner:
         for step, snapshot in estimate.snapshots.items():
             save_image(snapshot, image_dir / f"{stem}_steps" / f"step_{step:06d}.png")
         if estimate.losses:
-            losses = image_dir / f"{stem}_adaptation_loss.csv"
+            losses = adaptation_loss_path(self.output_dir, problem.image_id, name, self.keys[name])
             with naming_failures(losses), open(losses, "w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=["step", *estimate.losses[0]])
                 writer.writeheader()
@@ -156,6 +156,17 @@ class Runner:
 
 def output_name(name: str, key: str, suffix: str = ".png") -> str:
     return f"{name}-{key[:8]}{suffix}"
+
+
+def adaptation_loss_path(store_dir: Path, image_id: str, name: str, key: str) -> Path:
+    """Where a pair's adaptation loss terms per step are stored (a CSV: step, loss, its components)."""
+    return Path(store_dir) / "images" / image_id / output_name(name, key, suffix="_adaptation_loss.csv")
+
+
+def read_adaptation_losses(path: Path) -> list[dict[str, float]]:
+    """The loss terms of every step, first step first, as :meth:`Runner.save_outputs` wrote them."""
+    with open(path, newline="") as handle:
+        return [{term: float(value) for term, value in row.items() if term != "step"} for row in csv.DictReader(handle)]
 
 
 def output_paths(store_dir: Path, image_id: str, problem_key: str, keys: dict[str, str]) -> dict[str, Path]:

@@ -77,8 +77,9 @@ class DISTSNetwork(nn.Module):
         return outputs
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, c1: float = 1e-6, c2: float = 1e-6) -> torch.Tensor:
-        """``1 − Σ_k Σ_channels (α·texture + β·structure)`` with α, β normalised to sum to 1 together: 0 for identical
-        images. texture = (2 μx μy + c1) / (μx² + μy² + c1), structure = (2 σxy + c2) / (σx² + σy² + c2)."""
+        """``1 − Σ_k Σ_channels (α·texture + β·structure)``, α and β normalised to sum to 1 together (so identical
+        images score 0), texture = (2 μx μy + c1) / (μx² + μy² + c1), structure = (2 σxy + c2) / (σx² + σy² + c2),
+        per channel over the whole image."""
         total = self.channel_weights["alpha"].sum() + self.channel_weights["beta"].sum()
         alphas = torch.split(self.channel_weights["alpha"] / total, CHANNELS, dim=1)
         betas = torch.split(self.channel_weights["beta"] / total, CHANNELS, dim=1)

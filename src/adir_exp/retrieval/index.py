@@ -5,7 +5,8 @@ An index directory holds
 * ``meta.json``: encoder fingerprint, embedding size, item count, search structure (written last: its presence
   means the index is complete),
 * ``embeddings.npy``: all L2-normalised float32 embeddings (row i = item i), memory-mapped at query time,
-* ``items.jsonl``: one ``{"id", "path"}`` per row,
+* ``items.jsonl``: one ``{"id", "path"}`` per row (a relative path is relative to the index directory, so an index
+  bundled with its images, such as the demo's, can move with them),
 * ``skipped.tsv``: unreadable / corrupt inputs and why,
 * ``ivfpq.faiss``: the trained IVF-PQ structure, for collections past ``ivfpq_min_size`` (``kind: auto``),
 * ``shards/`` and ``manifest.json``: the resumable build state (see :mod:`adir_exp.retrieval.build`).
@@ -234,7 +235,8 @@ class EmbeddingIndex:
         with open(self.directory / ITEMS_FILE) as handle:
             items = [json.loads(line) for line in handle]
         self.ids = [item["id"] for item in items]
-        self.paths = [item["path"] for item in items]
+        self.paths = [item["path"] if os.path.isabs(item["path"]) else os.path.normpath(self.directory / item["path"])
+                      for item in items]
         if not len(self.ids) == len(self.embeddings) == self.meta["count"]:
             raise RetrievalIndexError(f"{self.directory}: items, embeddings and meta.json disagree on the item count")
         config = self.meta["config"]
