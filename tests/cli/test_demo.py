@@ -39,6 +39,7 @@ def test_the_bundled_bank_was_fitted_for_the_bundled_index_the_embedded_prior_an
     bank = AdapterBank(demo.bank.dir)
     prior = instantiate(demo.model)
     retriever = instantiate(demo.retrieval)
+    # refused after the embedded prior is retrained: refit with `make demo-bank`
     bank.check(prior.fingerprint(), retriever.encoder.name, retriever.index.fingerprint())
     identity = bank.identity
     assert identity["adaptation"] == instantiate(demo.adaptation).settings()
