@@ -106,13 +106,14 @@ def test_plain_peft_loads_the_adapter_with_the_same_outputs(tmp_path) -> None:
     network, names = adapted_network()
     path = save_adapter(network, tmp_path / "adapter", metadata(names))
     wrapped = PeftModel.from_pretrained(fresh_network(), path)
-    # ours runs the fused layers (one convolution with W + s·BA), peft two convolutions: equal up to rounding
-    torch.testing.assert_close(outputs(wrapped), outputs(network), rtol=1e-5, atol=1e-5)
+    # ours runs the fused layers (one convolution with W + s·BA), peft two convolutions: equal up to float32
+    # rounding of another summation order (1.5e-5 seen single-threaded)
+    torch.testing.assert_close(outputs(wrapped), outputs(network), rtol=1e-5, atol=5e-5)
     config = LoraConfig.from_pretrained(path)
     injected = inject_adapter_in_model(config, fresh_network())
     result = set_peft_model_state_dict(injected, load_file(path / "adapter_model.safetensors"))
     assert not result.unexpected_keys
-    torch.testing.assert_close(outputs(injected), outputs(network), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outputs(injected), outputs(network), rtol=1e-5, atol=5e-5)
 
 
 def test_diffusers_loads_an_sd_unet_adapter_with_the_same_outputs(tmp_path) -> None:
