@@ -22,7 +22,12 @@ from adir_exp.cli.config import CONF_DIR
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models import UNetDenoiser, random_adm
 from adir_exp.operators import GaussianNoise
-from adir_exp.samplers import ADIRGuidedSampler, DPSSampler, Measurement, UnconditionalSampler
+from adir_exp.samplers import (
+    ADIRGuidedSampler,
+    DPSSampler,
+    Measurement,
+    UnconditionalSampler,
+)
 
 ARCHITECTURES = {
     "small": dict(image_size=64, num_channels=64, channel_mult="1,2,2,2", num_res_blocks=2, attention_resolutions="16,8",

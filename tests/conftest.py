@@ -9,8 +9,8 @@ from pathlib import Path
 # subprocesses (CLI tests) inherit the setting through the environment.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,12 @@ import pytest
 import torch
 from lightning import Trainer
 
-from adir_exp.adaptation import AdaptationDataModule, GDObjective, LoRAAdaptation, ReconstructionCallback
+from adir_exp.adaptation import (
+    AdaptationDataModule,
+    GDObjective,
+    LoRAAdaptation,
+    ReconstructionCallback,
+)
 from adir_exp.samplers import ADIRGuidedSampler
 
 pytestmark = pytest.mark.filterwarnings("ignore:Found .* module\\(s\\) in eval mode")

@@ -7,7 +7,11 @@ import warnings
 import pytest
 import torch
 
-from adir_exp.adaptation import AdaptationDataModule, AdaptationDataWarning, AdaptationImageError
+from adir_exp.adaptation import (
+    AdaptationDataModule,
+    AdaptationDataWarning,
+    AdaptationImageError,
+)
 
 
 def coloured(value: float, height: int = 40, width: int = 48) -> torch.Tensor:

@@ -7,7 +7,12 @@ import torch
 import yaml
 from peft.tuners.lora import LoraLayer
 
-from adir_exp.adaptation.lora import LoRATargetError, add_lora, lora_parameters, merge_lora
+from adir_exp.adaptation.lora import (
+    LoRATargetError,
+    add_lora,
+    lora_parameters,
+    merge_lora,
+)
 from adir_exp.cli.config import CONF_DIR
 from adir_exp.models import ADMFlags, UNetDenoiser
 from adir_exp.models.guided_diffusion import build_unet

@@ -18,13 +18,13 @@ from adir_exp.adaptation.sd_objectives import (
     SDInpaintObjective,
     SDUpscaleObjective,
 )
+from adir_exp.operators import BicubicDownsample
 from adir_exp.priors.stable_diffusion import (
     edit,
     load_sd_inpaint,
     load_sd_upscaler,
     upscale,
 )
-from adir_exp.operators import BicubicDownsample
 from adir_exp.weights import MissingWeightsError
 from tests.priors.sd_tiny import saved, tiny_inpainter, tiny_upscaler
 

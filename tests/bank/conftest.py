@@ -15,7 +15,13 @@ from adir_exp.retrieval.build import build_index
 from adir_exp.retrieval.embedding import EmbedConfig
 from adir_exp.retrieval.encoders import EfficientNetLite0Encoder
 from adir_exp.retrieval.query import Retriever
-from tests.adaptation.conftest import photo, random_lpips, schedule, sr_problem, tiny_prior  # noqa: F401
+from tests.adaptation.conftest import (  # noqa: F401
+    photo,
+    random_lpips,
+    schedule,
+    sr_problem,
+    tiny_prior,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Found .* module\\(s\\) in eval mode")
 

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 import pytest
+import yaml
 from PIL import Image
 
 from tests.cli.helpers import CHEAP_METRICS, cli, offline_wandb_runs, rows

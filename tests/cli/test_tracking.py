@@ -15,7 +15,13 @@ from adir_exp.cli.config import wandb_group
 from adir_exp.cli.tracking import log_report, wandb_credentials
 from adir_exp.evaluation.results import Report
 from adir_exp.evaluation.runner import read_adaptation_losses
-from tests.cli.helpers import CHEAP_METRICS, cli, compose_app, offline_wandb_runs, run_app
+from tests.cli.helpers import (
+    CHEAP_METRICS,
+    cli,
+    compose_app,
+    offline_wandb_runs,
+    run_app,
+)
 
 
 def test_wandb_logger_is_offline_named_after_the_overrides_and_grouped_by_experiment(tmp_path, monkeypatch) -> None:

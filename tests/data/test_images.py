@@ -7,9 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
-from adir_exp.data.images import ImageReadError, crop_to_multiple, image_grid, load_image, save_image
+from adir_exp.data.images import (
+    ImageReadError,
+    center_crop,
+    crop_to_multiple,
+    image_grid,
+    load_image,
+    save_image,
+)
 from adir_exp.operators import OperatorInputError
-from adir_exp.data.images import center_crop
 
 
 @pytest.mark.parametrize(

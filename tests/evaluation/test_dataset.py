@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-import torch
-
+from adir_exp.data.images import load_image, resize_short_side
 from adir_exp.evaluation.dataset import (
     DatasetError,
     Tiles,
     expand_tiles,
     list_images,
     load_all,
-    prepare,
     parse_shard,
+    prepare,
     shard,
     tile_boxes,
 )
-from adir_exp.data.images import load_image, resize_short_side
 
 
 @pytest.fixture

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adir_exp.evaluation.report import Difference, method_means, paired_bootstrap, photo_of, plot_differences
+from adir_exp.evaluation.report import (
+    Difference,
+    method_means,
+    paired_bootstrap,
+    photo_of,
+    plot_differences,
+)
 
 
 def rows_with(shift: float, noise: float, n: int = 40, seed: int = 0) -> list[dict]:

@@ -19,17 +19,28 @@ import torch
 
 deepinv = pytest.importorskip("deepinv")
 
-from hydra.utils import instantiate  # noqa: E402
+from hydra.utils import instantiate
 
-from adir_exp.diffusion import GaussianDiffusion, space_timesteps  # noqa: E402
-from adir_exp.methods import DeepinvReconstruction  # noqa: E402
-from adir_exp.methods.peers import deepinv_physics, make_prior_denoiser, prior_noise_levels, vp_times  # noqa: E402
-from adir_exp.operators import BicubicDownsample, BoxBlur, GaussianNoise, Inpainting, Physics  # noqa: E402
-from adir_exp.operators.convolution import StridedCorrelation  # noqa: E402
-from adir_exp.problem import measure  # noqa: E402
-from adir_exp.samplers import DDRMSampler, Measurement  # noqa: E402
-from tests.cli.helpers import compose_app  # noqa: E402
-from tests.samplers.analytic_prior import SHAPE, exact_posterior_mean, make_prior  # noqa: E402
+from adir_exp.diffusion import GaussianDiffusion, space_timesteps
+from adir_exp.methods import DeepinvReconstruction
+from adir_exp.methods.peers import (
+    deepinv_physics,
+    make_prior_denoiser,
+    prior_noise_levels,
+    vp_times,
+)
+from adir_exp.operators import (
+    BicubicDownsample,
+    BoxBlur,
+    GaussianNoise,
+    Inpainting,
+    Physics,
+)
+from adir_exp.operators.convolution import StridedCorrelation
+from adir_exp.problem import measure
+from adir_exp.samplers import DDRMSampler, Measurement
+from tests.cli.helpers import compose_app
+from tests.samplers.analytic_prior import SHAPE, exact_posterior_mean, make_prior
 
 SAMPLES = 512
 

@@ -15,18 +15,24 @@ import torch
 spandrel = pytest.importorskip("spandrel")
 extra = pytest.importorskip("spandrel_extra_arches")
 
-from safetensors.torch import save_file  # noqa: E402
-from spandrel.architectures.ESRGAN import ESRGAN  # noqa: E402
-from spandrel.architectures.IPT import IPT  # noqa: E402
-from spandrel.architectures.SwinIR import SwinIR  # noqa: E402
-from spandrel_extra_arches.architectures.M3SNet import M3SNet  # noqa: E402
-from spandrel_extra_arches.architectures.MPRNet import MPRNet  # noqa: E402
-from spandrel_extra_arches.architectures.Restormer import Restormer  # noqa: E402
+from safetensors.torch import save_file
+from spandrel.architectures.ESRGAN import ESRGAN
+from spandrel.architectures.IPT import IPT
+from spandrel.architectures.SwinIR import SwinIR
+from spandrel_extra_arches.architectures.M3SNet import M3SNet
+from spandrel_extra_arches.architectures.MPRNet import MPRNet
+from spandrel_extra_arches.architectures.Restormer import Restormer
 
-from adir_exp.methods import SupervisedRestorer  # noqa: E402
-from adir_exp.operators import BicubicDownsample, BoxBlur, GaussianNoise, Inpainting, Physics  # noqa: E402
-from adir_exp.problem import measure  # noqa: E402
-from adir_exp.weights import CheckpointError, MissingWeightsError, entry  # noqa: E402
+from adir_exp.methods import SupervisedRestorer
+from adir_exp.operators import (
+    BicubicDownsample,
+    BoxBlur,
+    GaussianNoise,
+    Inpainting,
+    Physics,
+)
+from adir_exp.problem import measure
+from adir_exp.weights import CheckpointError, MissingWeightsError, entry
 
 SR4 = Physics(BicubicDownsample(4), GaussianNoise(0.0))
 DEBLUR = Physics(BoxBlur(5), GaussianNoise(10.0))

@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-
 CALIBRATION_NAMES = ("I03", "I04", "I06", "I08", "I19")
 
 

@@ -15,8 +15,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from adir_exp.metrics import LPIPS, MUSIQ, NIQE, MetricSuite, MetricUnavailableWarning
 from adir_exp.cli.config import CONF_DIR
+from adir_exp.metrics import LPIPS, MUSIQ, NIQE, MetricSuite, MetricUnavailableWarning
 from adir_exp.weights import entry
 
 PYIQA_LPIPS_ALEX = [0.7237, 0.2572, 0.0508, 0.0521, 0.4253]

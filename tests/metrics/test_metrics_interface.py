@@ -12,8 +12,18 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from adir_exp.metrics import DISTS, LPIPS, MUSIQ, NIQE, PSNR, SSIM, Metric, MetricSuite, MetricUnavailableWarning
 from adir_exp.cli.config import CONF_DIR
+from adir_exp.metrics import (
+    DISTS,
+    LPIPS,
+    MUSIQ,
+    NIQE,
+    PSNR,
+    SSIM,
+    Metric,
+    MetricSuite,
+    MetricUnavailableWarning,
+)
 from adir_exp.weights import MissingWeightsError
 
 

@@ -7,9 +7,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from adir_exp.cli.config import CONF_DIR
 from adir_exp.operators import BoxBlur, GaussianBlur, Inpainting, SeparableCorrelation
 from adir_exp.operators.convolution import StridedCorrelation
-from adir_exp.cli.config import CONF_DIR
 
 TASK_FILES = sorted((CONF_DIR / "task").glob("*.yaml"))
 

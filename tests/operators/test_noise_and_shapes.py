@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adir_exp.operators import Colorization, GaussianNoise, Inpainting, OperatorInputError
+from adir_exp.operators import (
+    Colorization,
+    GaussianNoise,
+    Inpainting,
+    OperatorInputError,
+)
 
 
 def test_sigma_is_on_the_255_scale_of_a_two_wide_range() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,17 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adir_exp.paths import ASSETS_DIR
-from tests.conftest import REPO_ROOT
 from adir_exp.prior.corpus import (
-    BUNDLED_SOURCES,
     MANIFEST_NAME,
     PINNED_SPLITS,
     Candidate,
     build_corpus,
     folder_candidates,
     parse_readme_credits,
-    read_manifest,
     sha256_file,
     split_of,
 )
@@ -42,6 +37,7 @@ from adir_exp.prior.domain_shift import (
     stellarium_credits,
 )
 from adir_exp.prior.pages import page_digest
+from tests.conftest import REPO_ROOT
 
 RECORD = REPO_ROOT / "experiments" / "domain_shift" / MANIFEST_NAME
 

@@ -11,8 +11,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from adir_exp.cli.train_prior import train
 from adir_exp.cli.config import CONF_DIR
+from adir_exp.cli.train_prior import train
 from adir_exp.models import UNetDirectoryError, load_unet
 from adir_exp.prior.training import PyramidCrops
 

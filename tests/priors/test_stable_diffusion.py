@@ -14,6 +14,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from adir_exp.adaptation.sd_objectives import SDUpscaleObjective
+from adir_exp.cli.config import CONF_DIR
 from adir_exp.priors.stable_diffusion import (
     SD_INPAINTING_KEY,
     SD_INPAINTING_REPO,
@@ -26,7 +27,6 @@ from adir_exp.priors.stable_diffusion import (
     resolve_dtype,
     upscale,
 )
-from adir_exp.cli.config import CONF_DIR
 from adir_exp.weights import MissingWeightsError, entry
 from tests.priors.sd_tiny import tiny_inpainter, tiny_tokenizer, tiny_upscaler
 

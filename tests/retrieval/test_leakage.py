@@ -4,7 +4,6 @@ its source are all dropped; unrelated photos are not."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

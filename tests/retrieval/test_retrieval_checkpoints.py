@@ -20,8 +20,13 @@ import pytest
 import torch
 from retrieval_helpers import TINY_CLIP, write_collection
 
-from adir_exp.retrieval.encoders import CheckpointError, OpenClipEncoder, is_torchscript_archive
+from adir_exp.retrieval.encoders import (
+    CheckpointError,
+    OpenClipEncoder,
+    is_torchscript_archive,
+)
 from adir_exp.retrieval.torchscript import read_torchscript_tensors
+from tests.security.crafted import plant_torchscript_bomb
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -43,29 +48,6 @@ def pickle_bomb(path: Path, marker: Path, torchscript_lookalike: bool) -> Path:
             root = archive.namelist()[0].split("/")[0]
             archive.writestr(f"{root}/code/__torch__.py", "")
     return path
-
-
-class SaveOnLoad(torch.nn.Module):
-    """A TorchScript module whose ``__setstate__`` (run by ``torch.jit.load``) writes a file of its choosing."""
-
-    def __init__(self, marker: str) -> None:
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.ones(2))
-        self.marker = marker
-
-    @torch.jit.export
-    def __getstate__(self) -> tuple[torch.Tensor, str, bool]:
-        return self.weight, self.marker, self.training
-
-    @torch.jit.export
-    def __setstate__(self, state: tuple[torch.Tensor, str, bool]) -> None:
-        self.weight = state[0]
-        self.marker = state[1]
-        self.training = state[2]
-        torch.ops.aten.save(state[0], state[1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight
 
 
 def openai_style_archive(path: Path) -> torch.nn.Module:
@@ -118,9 +100,7 @@ def test_torchscript_setstate_does_not_run(tiny_clip_config, tmp_path):
     """``torch.jit.load`` runs an archive's ``__setstate__`` (which can write any file); the reader must not."""
     marker = tmp_path / "WRITTEN"
     archive = tmp_path / "setstate.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated
-        torch.jit.script(SaveOnLoad(str(marker))).save(str(archive))
+    plant_torchscript_bomb(archive, marker)
     assert is_torchscript_archive(archive) and not marker.exists()
     with pytest.raises(CheckpointError) as error:
         OpenClipEncoder("tiny-clip", pretrained=None, checkpoint=str(archive), model_config=str(tiny_clip_config))

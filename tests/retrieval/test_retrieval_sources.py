@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 from retrieval_helpers import make_image, write_collection
 
-from adir_exp.retrieval.sources import FileUnit, SourceError, TarUnit, plan_units, read_item
+from adir_exp.retrieval.sources import (
+    FileUnit,
+    SourceError,
+    TarUnit,
+    plan_units,
+    read_item,
+)
 
 
 def _png_bytes(seed: int) -> bytes:

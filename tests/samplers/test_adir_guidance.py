@@ -7,7 +7,13 @@ import torch
 
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models import GaussianPriorDenoiser
-from adir_exp.operators import BicubicDownsample, BoxBlur, Colorization, Identity, Inpainting
+from adir_exp.operators import (
+    BicubicDownsample,
+    BoxBlur,
+    Colorization,
+    Identity,
+    Inpainting,
+)
 from adir_exp.samplers import ADIRGuidedSampler, Measurement
 
 

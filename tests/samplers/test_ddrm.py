@@ -25,7 +25,12 @@ import torch
 
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models import DenoiserOutput, GaussianPriorDenoiser
-from adir_exp.operators import BicubicDownsample, GaussianNoise, Inpainting, SVDUnavailableError
+from adir_exp.operators import (
+    BicubicDownsample,
+    GaussianNoise,
+    Inpainting,
+    SVDUnavailableError,
+)
 from adir_exp.operators.convolution import StridedCorrelation
 from adir_exp.samplers import DDRMSampler, Measurement, UnconditionalSampler
 from tests.samplers.analytic_prior import SHAPE, exact_posterior_mean

@@ -8,7 +8,14 @@ import torch
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models import DenoiserOutput, GaussianPriorDenoiser
 from adir_exp.operators import BicubicDownsample, OperatorInputError
-from adir_exp.samplers import ADIRGuidedSampler, DDRMSampler, DPSSampler, Measurement, NonFiniteSampleError, UnconditionalSampler
+from adir_exp.samplers import (
+    ADIRGuidedSampler,
+    DDRMSampler,
+    DPSSampler,
+    Measurement,
+    NonFiniteSampleError,
+    UnconditionalSampler,
+)
 
 SHAPE = (2, 3, 8, 8)
 

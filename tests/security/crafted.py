@@ -59,13 +59,19 @@ class _SaveOnLoad(torch.nn.Module):
 
 
 def plant_torchscript_bomb(path: Path, marker: Path) -> Path:
-    """A TorchScript archive at ``path`` that writes ``marker`` when ``torch.jit.load`` deserialises it."""
-    import warnings
+    """A TorchScript archive at ``path`` that writes ``marker`` when ``torch.jit.load`` deserialises it. Scripted in a
+    fresh interpreter: TorchScript's compiler keeps global state that earlier tests (torch.compile) can leave such
+    that scripting this class fails in a long test session."""
+    import subprocess
+    import sys
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated
-        torch.jit.script(_SaveOnLoad(str(marker))).save(str(path))
+    code = ("import sys, warnings, torch\n"
+            "from tests.security.crafted import _SaveOnLoad\n"
+            "warnings.simplefilter('ignore', FutureWarning)\n"
+            "torch.jit.script(_SaveOnLoad(sys.argv[2])).save(sys.argv[1])\n")
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code, str(path), str(marker)], cwd=root, check=True)
     return path
 
 

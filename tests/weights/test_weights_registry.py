@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import torchvision
 
-from adir_exp.weights import ENTRIES, MissingWeightsError, Source, entry, registry, require
+from adir_exp.weights import (
+    ENTRIES,
+    MissingWeightsError,
+    Source,
+    entry,
+    registry,
+    require,
+)
 
 
 def test_torchvision_file_names_match_its_hub_urls() -> None:

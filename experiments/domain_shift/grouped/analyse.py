@@ -2,9 +2,12 @@
 outputs/bench/: one adir-bench-report per experiment, each setting's rows named after the overrides of the run
 that made them (outputs/bench_runs/*/keys.json), the bank's share of ADIR-KNN's gain with a photo-level
 bootstrap CI, the seed spread; headline.md and summary.json. Usage: python analyse.py [OUT_DIR] (default: here)."""
-import json, subprocess, sys
+import json
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
+
 import numpy as np
 import yaml
 

@@ -1,8 +1,17 @@
 """Test-time adaptation (``adaptation`` config group): LoRA on the prior's network, fitted to adaptation images."""
 
-from adir_exp.adaptation.artifacts import AdapterFileError, AdapterMetadata, load_adapter, save_adapter
+from adir_exp.adaptation.artifacts import (
+    AdapterFileError,
+    AdapterMetadata,
+    load_adapter,
+    save_adapter,
+)
 from adir_exp.adaptation.callback import ReconstructionCallback
-from adir_exp.adaptation.data import AdaptationDataModule, AdaptationDataWarning, AdaptationImageError
+from adir_exp.adaptation.data import (
+    AdaptationDataModule,
+    AdaptationDataWarning,
+    AdaptationImageError,
+)
 from adir_exp.adaptation.fit import FitResult, LoRAFit
 from adir_exp.adaptation.fused_lora import LoRAFusionError
 from adir_exp.adaptation.gd_objective import GDObjective

@@ -9,7 +9,11 @@ from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from adir_exp.adaptation.fused_lora import FUSED_LAYERS, LoRAFusionError, unfusable_reason
+from adir_exp.adaptation.fused_lora import (
+    FUSED_LAYERS,
+    LoRAFusionError,
+    unfusable_reason,
+)
 
 ADAPTER_NAME = "adir"
 

@@ -2,7 +2,12 @@
 by retrieval at test time, so that a reconstruction costs what GD's does (``adir-bank``, ``method=adir_bank``)."""
 
 from adir_exp.bank.build import BuildReport, build_bank
-from adir_exp.bank.neighbourhoods import NeighbourhoodError, Neighbourhoods, nearest, partition
+from adir_exp.bank.neighbourhoods import (
+    NeighbourhoodError,
+    Neighbourhoods,
+    nearest,
+    partition,
+)
 from adir_exp.bank.store import AdapterBank, BankError, BankNotFoundError
 
 __all__ = [

@@ -15,7 +15,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from adir_exp.cli.config import CONFIG_PATH, ConfigError, instantiate_node, reported_as, validate
+from adir_exp.cli.config import (
+    CONFIG_PATH,
+    ConfigError,
+    instantiate_node,
+    reported_as,
+    validate,
+)
 from adir_exp.cli.console import quiet_console
 from adir_exp.paths import configure_environment
 

@@ -15,7 +15,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from adir_exp.cli.config import CONFIG_PATH, ConfigError, command_line, reported_as, validate, resolved
+from adir_exp.cli.config import (
+    CONFIG_PATH,
+    ConfigError,
+    command_line,
+    reported_as,
+    resolved,
+    validate,
+)
 from adir_exp.cli.console import quiet_console
 from adir_exp.paths import configure_environment
 
@@ -30,7 +37,13 @@ def run(cfg: DictConfig) -> list[dict]:
 
     from adir_exp.cli.experiment import build, execute, publish
     from adir_exp.evaluation.dataset import (
-        DatasetError, Tiles, expand_tiles, list_images, load_all, parse_shard, shard,
+        DatasetError,
+        Tiles,
+        expand_tiles,
+        list_images,
+        load_all,
+        parse_shard,
+        shard,
     )
     from adir_exp.evaluation.results import ResultsError, ResultStore, check_writable
     from adir_exp.retrieval.leakage import content_digest  # what a row's "source" holds

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Collection
 from typing import Any
 
 from omegaconf import DictConfig
 
-from adir_exp.cli.config import ConfigError, digest, instantiate_node, resolved, selected
+from adir_exp.cli.config import (
+    ConfigError,
+    digest,
+    instantiate_node,
+    resolved,
+    selected,
+)
 from adir_exp.evaluation.results import Report
 
 log = logging.getLogger(__name__)
@@ -112,9 +118,19 @@ def execute(
     """Run every unfinished pair of ``images`` ((id, content digest, image) triples), then write this
     configuration's summary and grids into ``report_dir``."""
     from adir_exp.evaluation.results import (
-        ResultStore, latest_content, paper_numbers, summarise, table_metrics, write_summary,
+        ResultStore,
+        latest_content,
+        paper_numbers,
+        summarise,
+        table_metrics,
+        write_summary,
     )
-    from adir_exp.evaluation.runner import Runner, adaptation_loss_path, read_adaptation_losses, write_grid
+    from adir_exp.evaluation.runner import (
+        Runner,
+        adaptation_loss_path,
+        read_adaptation_losses,
+        write_grid,
+    )
 
     store = ResultStore(store_dir, shard)
     runner = Runner(

@@ -13,7 +13,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from adir_exp.cli.config import CONFIG_PATH, ConfigError, command_line, reported_as, validate
+from adir_exp.cli.config import (
+    CONFIG_PATH,
+    ConfigError,
+    command_line,
+    reported_as,
+    validate,
+)
 from adir_exp.cli.console import quiet_console
 from adir_exp.paths import configure_environment
 

@@ -16,7 +16,13 @@ from typing import Literal
 
 import torch
 
-from adir_exp.data.images import IMAGE_SUFFIXES, ImageReadError, center_crop, load_image, resize_short_side
+from adir_exp.data.images import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    center_crop,
+    load_image,
+    resize_short_side,
+)
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,11 @@
 
 from adir_exp.methods.bank import BankReconstruction
 from adir_exp.methods.base import Estimate, Method
-from adir_exp.methods.baselines import BicubicUpsampling, MeasurementAsImage, PseudoInverse
+from adir_exp.methods.baselines import (
+    BicubicUpsampling,
+    MeasurementAsImage,
+    PseudoInverse,
+)
 from adir_exp.methods.deepred import DeepRED
 from adir_exp.methods.diffusion import DiffusionReconstruction
 from adir_exp.methods.peers import DeepinvReconstruction

@@ -7,7 +7,11 @@ from adir_exp.metrics.base import Metric
 from adir_exp.metrics.dists import DISTS
 from adir_exp.metrics.fidelity import PSNR, SSIM
 from adir_exp.metrics.learned import LPIPS, MUSIQ, NIQE
-from adir_exp.metrics.suite import MetricNotApplicableWarning, MetricSuite, MetricUnavailableWarning
+from adir_exp.metrics.suite import (
+    MetricNotApplicableWarning,
+    MetricSuite,
+    MetricUnavailableWarning,
+)
 
 __all__ = [
     "DISTS", "LPIPS", "MUSIQ", "NIQE", "PSNR", "SSIM",

@@ -17,7 +17,11 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from adir_exp.metrics.base import Metric
-from adir_exp.metrics.learned import load_exactly, load_torchvision_features, tensor_dict
+from adir_exp.metrics.learned import (
+    load_exactly,
+    load_torchvision_features,
+    tensor_dict,
+)
 from adir_exp.paths import configure_environment
 from adir_exp.weights import require
 

@@ -37,7 +37,7 @@ class ADMFlags:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_guided_diffusion(cls, flags: dict) -> "ADMFlags":
+    def from_guided_diffusion(cls, flags: dict) -> ADMFlags:
         """Parse flags as guided-diffusion's README/``script_util`` spell them (comma-separated strings)."""
 
         def ints(value: str | list | tuple | None) -> tuple[int, ...] | None:

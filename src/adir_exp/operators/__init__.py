@@ -1,7 +1,11 @@
 """Degradation operators (``task`` config group): A, its true adjoint, a pseudo-inverse, an SVD where one exists
 in closed or separable form, and the noise; ``Physics`` holds operator and noise."""
 
-from adir_exp.operators.base import LinearOperator, OperatorInputError, SVDUnavailableError
+from adir_exp.operators.base import (
+    LinearOperator,
+    OperatorInputError,
+    SVDUnavailableError,
+)
 from adir_exp.operators.blur import BoxBlur, GaussianBlur
 from adir_exp.operators.colorization import Colorization
 from adir_exp.operators.identity import Identity

@@ -23,8 +23,8 @@ from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from adir_exp.diffusion import NoiseSchedule
 from adir_exp.data.images import IMAGE_SUFFIXES
+from adir_exp.diffusion import NoiseSchedule
 
 
 def build_unet(

@@ -82,7 +82,7 @@ class UnitBatches(IterableDataset):
             try:
                 with Image.open(io.BytesIO(data)) as image:
                     pixels.append(self.preprocess.load(image))
-            except Exception as error:  # noqa: BLE001 - whatever the decoder raises, the file is unusable
+            except Exception as error:
                 skipped.append((item.path, f"{type(error).__name__}: {error}"))
                 continue
             ids.append(item.id)

