@@ -21,7 +21,7 @@ from adir_exp.adaptation.fit import LoRAFit
 from adir_exp.adaptation.sources import NearestImages
 from adir_exp.bank.store import AdapterBank
 from adir_exp.data.images import to_image_range
-from adir_exp.methods.base import Estimate, Method
+from adir_exp.methods.base import Estimate, Method, fitted_estimate
 from adir_exp.priors.base import SamplerFactory
 
 if TYPE_CHECKING:
@@ -102,14 +102,7 @@ class BankReconstruction(Method):
         adapted = prior.copy()
         result = self.tune(adapted, images, problem, adapted.reconstructor(problem.physics, self.sampler),
                            start_from=adapter)
-        return Estimate(
-            to_image_range(result.estimate).cpu(),
-            adaptation_images=images.ids,
-            adapter=(adapted.network, result.lora),
-            losses=result.losses,
-            snapshots={step: to_image_range(x).cpu() for step, x in result.snapshots.items()},
-            details=details,
-        )
+        return fitted_estimate(result, images, adapted.network, details)
 
     def adapted(self, prior: Prior, neighbourhoods: list[int], weights: np.ndarray) -> Prior:
         """The prior with the adapters merged in: W + Σ wᵢ·ΔWᵢ (one adapter: its cached merged copy itself)."""

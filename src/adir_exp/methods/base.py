@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from adir_exp.data.images import to_image_range
+
 if TYPE_CHECKING:
+    from adir_exp.adaptation.fit import FitResult
+    from adir_exp.adaptation.sources import AdaptationSet
     from adir_exp.operators import Physics
     from adir_exp.priors.base import Prior
     from adir_exp.problem import Problem
@@ -31,6 +35,19 @@ class Estimate:
     losses: list[dict[str, float]] = field(default_factory=list)
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def fitted_estimate(result: FitResult, images: AdaptationSet, network: torch.nn.Module,
+                    details: dict[str, Any] | None = None) -> Estimate:
+    """The estimate of an adapting method: the fit's reconstruction, what it adapted on, the adapter, the losses."""
+    return Estimate(
+        to_image_range(result.estimate).cpu(),
+        adaptation_images=images.ids,
+        adapter=(network, result.lora),
+        losses=result.losses,
+        snapshots={step: to_image_range(x).cpu() for step, x in result.snapshots.items()},
+        details=details or {},
+    )
 
 
 class Method(ABC):

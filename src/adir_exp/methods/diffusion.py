@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from adir_exp.adaptation.fit import LoRAFit
 from adir_exp.adaptation.sources import AdaptationSource
 from adir_exp.data.images import to_image_range
-from adir_exp.methods.base import Estimate, Method
+from adir_exp.methods.base import Estimate, Method, fitted_estimate
 from adir_exp.priors.base import SamplerFactory
 
 if TYPE_CHECKING:
@@ -58,10 +58,4 @@ class DiffusionReconstruction(Method):
         images = self.source.collect(problem, retriever)
         adapted = prior.copy()
         result = self.adaptation(adapted, images, problem, adapted.reconstructor(problem.physics, self.sampler))
-        return Estimate(
-            to_image_range(result.estimate).cpu(),
-            adaptation_images=images.ids,
-            adapter=(adapted.network, result.lora),
-            losses=result.losses,
-            snapshots={step: to_image_range(x).cpu() for step, x in result.snapshots.items()},
-        )
+        return fitted_estimate(result, images, adapted.network)
