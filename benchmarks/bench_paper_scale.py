@@ -18,6 +18,10 @@ Variants (one change from fp32 each, then two combinations):
 * ``cudagraphs``: the same with mode ``reduce-overhead`` (CUDA graphs; CUDA only).
 * ``all_tf32`` / ``all_bf16``: fused + TF32 or bf16 + channels_last + compile.
 
+After the variants, "ADIR-bank": what the adapter bank adds to GD per image (docs/bank.md): one merge of a
+stored rank-16 adapter into a copy of the network (load, inject, fold), timed on its own; sampling then runs
+the merged network at GD's cost, so bank image s = merge s + 1000 · fp32 s/step, beside GD's 1000 · s/step.
+
 Per variant also: "ε err", the relative L2 difference of the sampling network's ε from fp32's on one input
 (precision agreement on random weights, not the LPIPS/PSNR agreement on real images the issue asks for), and
 "guided/unguided", the guided step over an unguided step with the same network (target ≤ 1.02).
@@ -43,7 +47,8 @@ import lpips
 import torch
 from torch import nn
 
-from adir_exp.adaptation import GDObjective, LoRAAdaptation
+from adir_exp.adaptation import GDObjective, LoRAAdaptation, add_lora, merge_lora
+from adir_exp.adaptation.lora import lora_parameters
 from adir_exp.adaptation.objective import lpips_network
 from adir_exp.diffusion import NoiseSchedule
 from adir_exp.models import UNetDenoiser, random_adm
@@ -178,6 +183,26 @@ class SamplingBench:
         return self.denoiser(self.x, t).eps
 
 
+def bank_merge(base: nn.Module, device: torch.device) -> Callable[[], None]:
+    """What ADIR-bank pays once per neighbourhood: copy the network, inject its adapter, fold it in."""
+    adapter = copy.deepcopy(base)
+    add_lora(adapter, rank=16, alpha=8, targets="conv2d", fused=False)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for parameter in lora_parameters(adapter):
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 1e-3)
+    state = {name: tensor.detach().clone() for name, tensor in adapter.state_dict().items() if "lora_" in name}
+    del adapter
+
+    def run() -> None:
+        network = copy.deepcopy(base)
+        add_lora(network, rank=16, alpha=8, targets="conv2d", fused=False)
+        network.load_state_dict(state, strict=False)
+        merge_lora(network)
+
+    return run
+
+
 def release(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
@@ -255,6 +280,11 @@ def main() -> None:
               flush=True)
         if variant.compile:
             torch._dynamo.reset()  # the next variant compiles afresh
+    if fp32_image is not None:
+        s_merge, _ = timed(bank_merge(base, device), device, 1, 3)
+        gd = SAMPLING_STEPS * sampling[VARIANTS["fp32"].sampling_key][0]
+        print(f"ADIR-bank (fp32): merge {s_merge:.2f} s + sampling {gd:.1f} s = {s_merge + gd:.1f} s per image "
+              f"= {(s_merge + gd) / gd:.3f}× GD ({gd:.1f} s; the merge once per neighbourhood, cached after)", flush=True)
 
 
 if __name__ == "__main__":
