@@ -95,7 +95,7 @@ def circles() -> list[list[str]]:
 
 
 def test_the_graph_sees_the_imports_inside_functions_and_under_type_checking() -> None:
-    assert "adir_exp.cli.tracking" in GRAPH["adir_exp.cli.experiment"]  # imported inside build()
+    assert "adir_exp.cli.tracking" in GRAPH["adir_exp.cli.build_and_run"]  # imported inside build()
     assert "adir_exp.problem" in GRAPH["adir_exp.adaptation.fit"]  # imported under TYPE_CHECKING
 
 

@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> list[dict]:
     """Run the benchmark as configured; returns the summary table of this configuration."""
     from hydra.core.hydra_config import HydraConfig
 
-    from adir_exp.cli.experiment import build, execute, publish
+    from adir_exp.cli.build_and_run import build, execute, publish
     from adir_exp.evaluation.dataset import (
         DatasetError,
         Tiles,

@@ -1,6 +1,7 @@
-"""What ``adir-run`` and ``adir-bench`` share: build the objects from the composed config (only what the selected
-methods need, all checked before the first image), run them through one :class:`Runner`, and report: the
-summary of this configuration's rows, grids, the paper's numbers beside ours; then the logger."""
+"""What ``adir-run`` and ``adir-bench`` share: :func:`build` the objects from the composed config (only what the
+selected methods need, all checked before the first image), :func:`execute` them through one :class:`Runner` and
+report (the summary of this configuration's rows, grids, the paper's numbers beside ours), then :func:`publish`
+the report to the logger."""
 
 from __future__ import annotations
 
