@@ -36,7 +36,7 @@ def run(cfg: DictConfig) -> list[dict]:
     from hydra.core.hydra_config import HydraConfig
 
     from adir_exp.cli.build_and_run import build, execute, publish
-    from adir_exp.evaluation.dataset import (
+    from adir_exp.evaluation.benchmark_images import (
         DatasetError,
         Tiles,
         expand_tiles,

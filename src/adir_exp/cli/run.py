@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float | None]]:
 
     from adir_exp.cli.build_and_run import build, execute, publish
     from adir_exp.data.images import ASSET_IMAGE, ImageReadError
-    from adir_exp.evaluation.dataset import prepare
+    from adir_exp.evaluation.benchmark_images import prepare
     from adir_exp.retrieval.leakage import content_digest  # what a row's "source" holds
 
     quiet_console()

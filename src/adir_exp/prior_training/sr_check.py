@@ -33,7 +33,7 @@ def run_check(checkpoint: Path | None, size: int, steps: int, scales: Sequence[f
         to_model_range,
     )
     from adir_exp.diffusion import NoiseSchedule
-    from adir_exp.evaluation.dataset import prepare
+    from adir_exp.evaluation.benchmark_images import prepare
     from adir_exp.metrics import PSNR
     from adir_exp.models import GaussianPriorDenoiser, UNetDenoiser, load_unet
     from adir_exp.operators import BicubicDownsample
