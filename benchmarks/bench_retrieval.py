@@ -41,11 +41,11 @@ from adir_exp.paths import configure_environment
 
 configure_environment()
 
+from adir_exp.retrieval.collection import plan_units
 from adir_exp.retrieval.embedding import EmbedConfig, embed_units
 from adir_exp.retrieval.encoders import EfficientNetLite0Encoder
 from adir_exp.retrieval.index import EmbeddingIndex, IndexConfig, assemble_index
 from adir_exp.retrieval.shards import Shard, write_shard
-from adir_exp.retrieval.sources import plan_units
 
 K = 20
 CHUNK = 100_000

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from adir_exp.evaluation.dataset import prepare
+from adir_exp.evaluation.benchmark_images import prepare
 from adir_exp.paths import ASSETS_DIR, adir_home
 
 OUT = ASSETS_DIR / "astronomy"

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "adir_exp"
 LAYERS: list[set[str]] = [
     {"paths", "runtime", "conf"},  # where files and caches are, which device; the configs (data only)
     {"weights", "operators", "diffusion"},  # weight files; the forward models y = A x + e; the noise schedule
-    {"data", "models", "metrics"},  # image files; the networks; image-quality scores
+    {"data", "corpus", "models", "metrics"},  # image files; the image sets adir-make-data makes; networks; scores
     {"retrieval", "samplers"},  # K-NN over a collection; the reverse process and its guidance
     {"problem"},  # one measured image and its seeds
     {"adaptation"},  # LoRA test-time adaptation
@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"bank"},  # adapters fitted once per neighbourhood of the collection
     {"methods"},  # the rows of a table
     {"evaluation"},  # methods × images → rows, summaries, reports
-    {"prior"},  # the embedded prior's data and training
+    {"prior_training"},  # training the embedded prior, its model card and SR check
     {"cli"},  # the commands: the only code that knows Hydra
 ]
 
@@ -95,7 +95,7 @@ def circles() -> list[list[str]]:
 
 
 def test_the_graph_sees_the_imports_inside_functions_and_under_type_checking() -> None:
-    assert "adir_exp.cli.tracking" in GRAPH["adir_exp.cli.experiment"]  # imported inside build()
+    assert "adir_exp.cli.tracking" in GRAPH["adir_exp.cli.build_and_run"]  # imported inside build()
     assert "adir_exp.problem" in GRAPH["adir_exp.adaptation.fit"]  # imported under TYPE_CHECKING
 
 

@@ -148,11 +148,11 @@ def test_non_finite_numbers_are_refused_before_any_file_is_written(override, tmp
 
 def test_a_results_folder_that_cannot_be_written_is_refused_before_the_model_is_built(tmp_path, monkeypatch) -> None:
     """As root (CI), a read-only folder is writable; a path under a regular file fails for everyone."""
-    import adir_exp.cli.experiment as experiment
+    from adir_exp.cli import build_and_run
 
     (tmp_path / "file").write_text("")
     photo(tmp_path / "a.png", 0)
-    monkeypatch.setattr(experiment, "build", lambda *_: pytest.fail("the model was built"))
+    monkeypatch.setattr(build_and_run, "build", lambda *_: pytest.fail("the model was built"))
     with pytest.raises(ConfigError, match=r"benchmark.results_dir: cannot write results into .*file/r"):
         run_app("bench", [*BICUBIC, f"benchmark.dataset={tmp_path}", f"benchmark.results_dir={tmp_path / 'file' / 'r'}"],
                 tmp_path / "h")

@@ -9,11 +9,11 @@ from retrieval_helpers import write_collection
 
 from adir_exp.retrieval import build, embedding
 from adir_exp.retrieval.build import ManifestMismatchError, build_index
+from adir_exp.retrieval.collection import SourceError
 from adir_exp.retrieval.distance import spherical_distance
 from adir_exp.retrieval.encoders import OpenClipEncoder
 from adir_exp.retrieval.index import EmptyCollectionError
 from adir_exp.retrieval.query import EncoderMismatchError, Retriever
-from adir_exp.retrieval.sources import SourceError
 
 
 def brute_force(encoder, paths):

@@ -3,10 +3,10 @@ from retrieval_helpers import write_collection
 from torch.utils.data import DataLoader
 
 from adir_exp.retrieval.build import build_index
+from adir_exp.retrieval.collection import plan_units
 from adir_exp.retrieval.embedding import EmbedConfig, UnitBatches, embed_units
 from adir_exp.retrieval.preprocess import Preprocess
 from adir_exp.retrieval.shards import finished_units, read_shard
-from adir_exp.retrieval.sources import plan_units
 
 PRE = Preprocess(16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 

@@ -7,7 +7,7 @@ from adir_exp.adaptation.artifacts import (
     save_adapter,
 )
 from adir_exp.adaptation.callback import ReconstructionCallback
-from adir_exp.adaptation.data import (
+from adir_exp.adaptation.crops import (
     AdaptationDataModule,
     AdaptationDataWarning,
     AdaptationImageError,

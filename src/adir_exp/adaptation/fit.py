@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import Logger
 from tqdm.auto import tqdm
 
 from adir_exp.adaptation.callback import ReconstructionCallback
-from adir_exp.adaptation.data import AdaptationDataModule
+from adir_exp.adaptation.crops import AdaptationDataModule
 from adir_exp.adaptation.module import LoRAAdaptation
 
 if TYPE_CHECKING:

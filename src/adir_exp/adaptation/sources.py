@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from adir_exp.adaptation.data import AdaptationImageError
+from adir_exp.adaptation.crops import AdaptationImageError
 from adir_exp.data.images import IMAGE_SUFFIXES, load_image, to_image_range
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ from adir_exp.bank.store import (
     weights_digest,
     write_json,
 )
-from adir_exp.retrieval.sources import read_item
+from adir_exp.retrieval.collection import read_item
 
 if TYPE_CHECKING:
     import torch

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig):
     """Fit this shard's unfinished neighbourhoods of the configured bank; returns the build report."""
     from adir_exp.bank import BankError, NeighbourhoodError, build_bank
-    from adir_exp.evaluation.dataset import parse_shard
+    from adir_exp.evaluation.benchmark_images import parse_shard
     from adir_exp.runtime import resolve_device
 
     quiet_console()

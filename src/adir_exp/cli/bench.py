@@ -35,8 +35,8 @@ def run(cfg: DictConfig) -> list[dict]:
     """Run the benchmark as configured; returns the summary table of this configuration."""
     from hydra.core.hydra_config import HydraConfig
 
-    from adir_exp.cli.experiment import build, execute, publish
-    from adir_exp.evaluation.dataset import (
+    from adir_exp.cli.build_and_run import build, execute, publish
+    from adir_exp.evaluation.benchmark_images import (
         DatasetError,
         Tiles,
         expand_tiles,
@@ -76,9 +76,9 @@ def run(cfg: DictConfig) -> list[dict]:
              len(loaded), bench.shard, len(skipped))
     images = [(item.image_id, content_digest(item.path), image) for item, image in loaded]
     report_dir = Path(HydraConfig.get().runtime.output_dir)
-    report = execute(cfg, experiment, images, store_dir, report_dir, (index, count),
+    report = execute(experiment, images, store_dir, report_dir, (index, count),
                      save_adapters=bench.save_adapters, grid_images=bench.grid_images)
-    publish(cfg, experiment, report)
+    publish(experiment, report)
     return report.table
 
 

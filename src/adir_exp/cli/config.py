@@ -185,7 +185,7 @@ def steps(value: Any) -> str | None:
 
 
 def shard(value: Any) -> str | None:
-    from adir_exp.evaluation.dataset import parse_shard
+    from adir_exp.evaluation.benchmark_images import parse_shard
 
     try:
         parse_shard(value)

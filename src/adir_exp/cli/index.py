@@ -250,9 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_console()
     from adir_exp.data.images import ImageReadError
+    from adir_exp.retrieval.collection import SourceError
     from adir_exp.retrieval.encoders import TextNotSupportedError
     from adir_exp.retrieval.index import RetrievalIndexError
-    from adir_exp.retrieval.sources import SourceError
 
     handlers = {"build": _build, "query": _query, "robustness": _robustness}
     try:

@@ -34,7 +34,7 @@ def _table(rows: dict[str, dict[str, int]], columns: Sequence[str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     configure_environment()
-    from adir_exp.prior.corpus import (
+    from adir_exp.corpus.photos import (
         BUNDLED_SOURCES,
         DEBIAN_SOURCES,
         MORE_DEBIAN_SOURCES,
@@ -74,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         entries = build_corpus(candidates, args.cache_dir, args.bundle_dir, train_short_side=args.train_short_side,
                                bundle_short_side=args.bundle_short_side, bundle_sources=BUNDLED_SOURCES)
         if args.domains:
-            from adir_exp.prior import domain_shift
-            from adir_exp.prior.pages import page_candidates
+            from adir_exp.corpus import domain_shift
+            from adir_exp.corpus.pages import page_candidates
 
             astronomy = fetch_debian(domain_shift.ASTRONOMY_SOURCE, workdir)
             print(f"debian:stellarium-data {astronomy[0].version}: {len(astronomy)} photos", flush=True)

@@ -33,9 +33,9 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float | None]]:
 
     from hydra.core.hydra_config import HydraConfig
 
-    from adir_exp.cli.experiment import build, execute, publish
+    from adir_exp.cli.build_and_run import build, execute, publish
     from adir_exp.data.images import ASSET_IMAGE, ImageReadError
-    from adir_exp.evaluation.dataset import prepare
+    from adir_exp.evaluation.benchmark_images import prepare
     from adir_exp.retrieval.leakage import content_digest  # what a row's "source" holds
 
     quiet_console()
@@ -48,13 +48,13 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float | None]]:
     preprocessing = {"image": str(path), "size": cfg.image_size, "preprocess": cfg.preprocess}
     experiment = build(cfg, preprocessing, {tuple(image.shape)}, "image_size")
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    report = execute(cfg, experiment, [(path.stem, content_digest(path), image)], output_dir, output_dir,
+    report = execute(experiment, [(path.stem, content_digest(path), image)], output_dir, output_dir,
                      save_adapters=cfg.save_adapters, grid_images=1)
     scores = {row["method"]: {k[: -len("_mean")]: None if math.isnan(v) else v for k, v in row.items()
                               if k.endswith("_mean") and k != "seconds_mean"}
               for row in report.table if row["n"]}  # a metric that could not score the image is null
     (output_dir / "metrics.json").write_text(json.dumps(scores, indent=2))  # before the logger: W&B may fail
-    publish(cfg, experiment, report)
+    publish(experiment, report)
     return scores
 
 

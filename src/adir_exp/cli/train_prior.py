@@ -25,8 +25,8 @@ def train(cfg: DictConfig) -> Path:
     import torch
     from hydra.utils import instantiate
 
-    from adir_exp.prior.card import write_model_card
-    from adir_exp.prior.training import (
+    from adir_exp.prior_training.card import write_model_card
+    from adir_exp.prior_training.training import (
         CropDataModule,
         DDPMPrior,
         ExportEMA,

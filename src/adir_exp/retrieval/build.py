@@ -14,6 +14,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from adir_exp.retrieval.collection import plan_units
 from adir_exp.retrieval.embedding import EmbedConfig, embed_units
 from adir_exp.retrieval.encoders import ImageEncoder
 from adir_exp.retrieval.index import (
@@ -27,7 +28,6 @@ from adir_exp.retrieval.index import (
     assemble_index,
 )
 from adir_exp.retrieval.shards import finished_units
-from adir_exp.retrieval.sources import plan_units
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
+from adir_exp.retrieval.collection import Unit
 from adir_exp.retrieval.encoders import ImageEncoder
 from adir_exp.retrieval.preprocess import Preprocess
 from adir_exp.retrieval.shards import Shard, write_shard
-from adir_exp.retrieval.sources import Unit
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from adir_exp.retrieval.collection import read_item
 from adir_exp.retrieval.distance import spherical_from_cosine
 from adir_exp.retrieval.encoders import ImageEncoder
 from adir_exp.retrieval.index import (
@@ -39,7 +40,6 @@ from adir_exp.retrieval.index import (
     RetrievalIndexError,
 )
 from adir_exp.retrieval.leakage import Exclusion, LeakageGuard
-from adir_exp.retrieval.sources import read_item
 
 log = logging.getLogger(__name__)
 

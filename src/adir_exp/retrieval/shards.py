@@ -1,6 +1,6 @@
 """Embedding shards on disk: the resumable intermediate between embedding and indexing.
 
-One ``.npz`` per unit of work (see :mod:`adir_exp.retrieval.sources`) holding its item ids, paths, L2-normalised
+One ``.npz`` per unit of work (see :mod:`adir_exp.retrieval.collection`) holding its item ids, paths, L2-normalised
 float32 embeddings and the items that could not be read. A shard is written to a temporary name and renamed, so a
 shard file that exists is complete: an interrupted build resumes by skipping the units whose shard exists.
 """

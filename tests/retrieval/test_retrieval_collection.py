@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from retrieval_helpers import make_image, write_collection
 
-from adir_exp.retrieval.sources import (
+from adir_exp.retrieval.collection import (
     FileUnit,
     SourceError,
     TarUnit,

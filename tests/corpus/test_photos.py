@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adir_exp.paths import ASSETS_DIR
-from adir_exp.prior.corpus import (
+from adir_exp.corpus.photos import (
     MANIFEST_NAME,
     SPLITS,
     Candidate,
@@ -23,6 +22,7 @@ from adir_exp.prior.corpus import (
     split_of,
     stanza_for,
 )
+from adir_exp.paths import ASSETS_DIR
 
 BUNDLE = ASSETS_DIR / "corpus"
 

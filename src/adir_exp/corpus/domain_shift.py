@@ -5,7 +5,7 @@ only (the corpus' train split); the study reconstructs held-out images of three 
 images from one retrieval collection that holds all three. A test image and the collection must not share a
 *source*: pieces of one photographer's mosaic, pages of one PDF, photos of one package. So every image gets a
 ``group`` (:func:`source_groups`) and the split is drawn per group, from the SHA-256 of the group's name (its
-first 64 bits as a number in [0, 1) against cumulative fractions, as :func:`~adir_exp.prior.corpus.split_of`):
+first 64 bits as a number in [0, 1) against cumulative fractions, as :func:`~adir_exp.corpus.photos.split_of`):
 
 - astronomy: a series (the name without a piece index: ``lmc_01..16`` → ``lmc``, ``rho-a00`` → ``rho``,
   ``ic2118-1/-2`` → ``ic2118``) joined with every image whose ``textures.json`` credit links the same specific
@@ -39,8 +39,8 @@ from urllib.parse import urlparse
 
 from PIL import Image
 
-from adir_exp.prior import pages
-from adir_exp.prior.corpus import (
+from adir_exp.corpus import pages
+from adir_exp.corpus.photos import (
     MANIFEST_NAME,
     Candidate,
     DebianSource,

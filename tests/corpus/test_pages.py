@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adir_exp.prior.corpus import Candidate, sha256_file
-from adir_exp.prior.pages import (
+from adir_exp.corpus.pages import (
     ink_fraction,
     page_candidates,
     page_digest,
     picked_pages,
 )
+from adir_exp.corpus.photos import Candidate, sha256_file
 
 
 def _text_page(seed: int) -> Image.Image:

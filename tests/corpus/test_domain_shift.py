@@ -10,17 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adir_exp.prior.corpus import (
-    MANIFEST_NAME,
-    PINNED_SPLITS,
-    Candidate,
-    build_corpus,
-    folder_candidates,
-    parse_readme_credits,
-    sha256_file,
-    split_of,
-)
-from adir_exp.prior.domain_shift import (
+from adir_exp.corpus.domain_shift import (
     DOMAINS,
     NATURAL_FRACTIONS,
     RESERVE,
@@ -36,7 +26,17 @@ from adir_exp.prior.domain_shift import (
     split_counts,
     stellarium_credits,
 )
-from adir_exp.prior.pages import page_digest
+from adir_exp.corpus.pages import page_digest
+from adir_exp.corpus.photos import (
+    MANIFEST_NAME,
+    PINNED_SPLITS,
+    Candidate,
+    build_corpus,
+    folder_candidates,
+    parse_readme_credits,
+    sha256_file,
+    split_of,
+)
 from tests.conftest import REPO_ROOT
 
 RECORD = REPO_ROOT / "experiments" / "domain_shift" / MANIFEST_NAME

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from adir_exp.prior.corpus import MANIFEST_NAME, read_manifest
-from adir_exp.prior.training import (
+from adir_exp.corpus.photos import MANIFEST_NAME, read_manifest
+from adir_exp.prior_training.training import (
     final_loss,
     plot_loss,
     read_loss_csv,
@@ -60,7 +60,7 @@ def write_model_card(export_dir: Path, cfg: dict, command: str, steps: int, wall
 A small pixel-space DDPM (diffusers `UNet2DModel`, ε-prediction, 3 output channels → fixed variance) {origin}
 {cfg['data']['crop']}×{cfg['data']['crop']} random crops of natural photos that registry packages ship.
 It exists so the framework has a *real*, if weak, prior without downloading Guided Diffusion or Stable
-Diffusion. Load it with `adir_exp.models.load_unet(adir_exp.prior.PRIOR_DIR)` or `model=adir_prior`.
+Diffusion. Load it with `adir_exp.models.load_unet(adir_exp.prior_training.PRIOR_DIR)` or `model=adir_prior`.
 
 ## Data
 

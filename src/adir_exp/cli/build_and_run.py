@@ -1,6 +1,7 @@
-"""What ``adir-run`` and ``adir-bench`` share: build the objects from the composed config (only what the selected
-methods need, all checked before the first image), run them through one :class:`Runner`, and report: the
-summary of this configuration's rows, grids, the paper's numbers beside ours; then the logger."""
+"""What ``adir-run`` and ``adir-bench`` share: :func:`build` the objects from the composed config (only what the
+selected methods need, all checked before the first image), :func:`execute` them through one :class:`Runner` and
+report (the summary of this configuration's rows, grids, the paper's numbers beside ours), then :func:`publish`
+the report to the logger."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
@@ -22,20 +23,37 @@ from adir_exp.cli.config import (
 )
 from adir_exp.evaluation.results import Report
 
+if TYPE_CHECKING:
+    import torch
+    from lightning.pytorch.loggers import Logger
+
+    from adir_exp.methods.base import Method
+    from adir_exp.metrics import MetricSuite
+    from adir_exp.operators import Physics
+    from adir_exp.priors.base import Prior
+    from adir_exp.retrieval.query import Retriever
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Experiment:
-    physics: Any
-    prior: Any
-    methods: dict[str, Any]
+    """Everything one run needs, built from the config by :func:`build`: what runs after it (:func:`execute`,
+    :func:`publish`) never reads the config."""
+
+    physics: Physics
+    prior: Prior | None  # None when no selected method uses one
+    methods: dict[str, Method]  # the selected methods, in the order of the table
     keys: dict[str, str]  # row key per method
     problem_key: str  # digest of what makes y: task, preprocessing, seed
-    retriever: Any
-    metrics: Any
-    device: Any
-    logger: Any  # a Lightning logger; W&B runs are created only when the report is logged
+    retriever: Retriever | None  # None when no selected method searches the collection
+    metrics: MetricSuite
+    device: torch.device
+    logger: Logger  # a Lightning logger; W&B runs are created only when the report is logged
+    seed: int  # the run's seed (each image's own seeds derive from it)
+    task: str  # the task's name (in the adapters' metadata)
+    experiment_name: str | None  # names the paper's table to put beside ours, if it is one
+    config: dict[str, Any]  # the resolved config, as the logger records it
 
 
 def build(cfg: DictConfig, preprocessing: dict[str, Any], shapes: Collection[tuple[int, ...]], size_key: str
@@ -51,10 +69,10 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any], shapes: Collection[tup
     # An experiment may pre-set options of methods it does not select (methods.dps.sampler.step_size): only the
     # methods the `method` group composed (they have a _target_) run.
     composed = cfg.get("methods") or {}
-    selected = [name for name, node in composed.items() if "_target_" in node]
-    if not selected:
+    chosen = [name for name, node in composed.items() if "_target_" in node]
+    if not chosen:
         raise ConfigError("no method selected: choose some, e.g. method=gd or method=[bicubic,gd,adir_knn]")
-    if unselected := [name for name in composed if name not in selected]:
+    if unselected := [name for name in composed if name not in chosen]:
         log.info("settings of unselected method(s) %s ignored", ", ".join(unselected))
     try:
         device = resolve_device(cfg.device)
@@ -68,10 +86,10 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any], shapes: Collection[tup
             raise ConfigError(f"{size_key}: task={cfg.task.name} cannot take the {shape[-2]}×{shape[-1]} images: "
                               f"{error}") from error
     trainer = instantiate_node(cfg.trainer, "trainer")  # a partial: the Trainer of every LoRA fit (conf/trainer/)
-    adapting = {name for name in selected if cfg.methods[name].get("adaptation") is not None}
+    adapting = {name for name in chosen if cfg.methods[name].get("adaptation") is not None}
     methods = {name: instantiate_node(cfg.methods[name], f"methods.{name}",
                                       **({"adaptation": {"trainer": trainer}} if name in adapting else {}))
-               for name in selected}
+               for name in chosen}
     needing = [name for name, method in methods.items() if method.needs_retriever]
     if needing and not cfg.retrieval:
         raise ConfigError(
@@ -102,11 +120,14 @@ def build(cfg: DictConfig, preprocessing: dict[str, Any], shapes: Collection[tup
         if method.provenance:  # e.g. the adapter bank's digest: its path alone says nothing of its content
             settings["provenance"] = method.provenance
         keys[name] = digest(settings)
-    return Experiment(physics, prior, methods, keys, digest(problem), retriever, metrics, device, logger)
+    return Experiment(
+        physics=physics, prior=prior, methods=methods, keys=keys, problem_key=digest(problem), retriever=retriever,
+        metrics=metrics, device=device, logger=logger, seed=cfg.seed, task=cfg.task.name,
+        experiment_name=selected(cfg, "experiment_name"), config=resolved(cfg),
+    )
 
 
 def execute(
-    cfg: DictConfig,
     experiment: Experiment,
     images: list[tuple[str, str, Any]],
     store_dir: Path,
@@ -134,8 +155,9 @@ def execute(
 
     store = ResultStore(store_dir, shard)
     runner = Runner(
-        experiment.methods, experiment.keys, experiment.problem_key, experiment.physics, experiment.prior,
-        experiment.metrics, store, store_dir, cfg.seed, experiment.device, cfg.task.name,
+        methods=experiment.methods, keys=experiment.keys, problem_key=experiment.problem_key,
+        physics=experiment.physics, prior=experiment.prior, metrics=experiment.metrics, store=store,
+        output_dir=store_dir, seed=experiment.seed, device=experiment.device, task=experiment.task,
         retriever=experiment.retriever, save_adapters=save_adapters,
     )
     progress = runner.run(images)
@@ -153,7 +175,7 @@ def execute(
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "keys.json").write_text(json.dumps({"results_dir": str(store_dir), "keys": experiment.keys},
                                                       indent=1))  # which rows of the store this report covers
-    paper = paper_numbers(selected(cfg, "experiment_name"))
+    paper = paper_numbers(experiment.experiment_name)
     metrics = table_metrics(current, paper)
     table = summarise(current, metrics, paper)
     _, summary_md = write_summary(table, metrics, report_dir)
@@ -167,12 +189,12 @@ def execute(
     return Report(table, summary_md, grids, store_dir, report_dir, order, losses)
 
 
-def publish(cfg: DictConfig, experiment: Experiment, report: Report) -> None:
+def publish(experiment: Experiment, report: Report) -> None:
     """Send the report to the configured logger, then print it. Call it last: every local result is written before,
     so a failing logger costs nothing but a warning."""
     from adir_exp.cli.tracking import log_report
 
-    log_report(experiment.logger, report, resolved(cfg))
+    log_report(experiment.logger, report, experiment.config)
     print(f"\n{report.summary_md.read_text()}\nsummary: {report.summary_md}\nrows and images: {report.store_dir}")
     if report.grids:
         print(f"grids ({' | '.join(['GT', 'y', *report.methods])}): {', '.join(str(g) for g in report.grids)}")

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from adir_exp.models import UNetDenoiser, load_unet
-from adir_exp.prior import PRIOR_DIR
+from adir_exp.prior_training import PRIOR_DIR
 
 
 def test_shipped_checkpoint_is_small_and_documented():

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from adir_exp.prior.rcc import (
+from adir_exp.corpus.rcc import (
     FLAG_DIRECTORY,
     FLAG_ZLIB,
     FLAG_ZSTD,

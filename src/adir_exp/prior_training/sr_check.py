@@ -4,7 +4,7 @@ scored by PSNR against plain bicubic upsampling of the same measurement (docs/pr
 As a control, the same sampler runs with an exact white-Gaussian prior (per-channel mean/std of the bundled
 retrieval photos): whatever the learned prior adds beyond that is structure it learned from the photos.
 
-    python -m adir_exp.prior.sr_check --size 64 --steps 100 --scales 10 30 100 --out outputs/sr_check
+    python -m adir_exp.prior_training.sr_check --size 64 --steps 100 --scales 10 30 100 --out outputs/sr_check
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ def run_check(checkpoint: Path | None, size: int, steps: int, scales: Sequence[f
         to_model_range,
     )
     from adir_exp.diffusion import NoiseSchedule
-    from adir_exp.evaluation.dataset import prepare
+    from adir_exp.evaluation.benchmark_images import prepare
     from adir_exp.metrics import PSNR
     from adir_exp.models import GaussianPriorDenoiser, UNetDenoiser, load_unet
     from adir_exp.operators import BicubicDownsample
-    from adir_exp.prior import PRIOR_DIR
+    from adir_exp.prior_training import PRIOR_DIR
     from adir_exp.samplers import ADIRGuidedSampler, Measurement, NonFiniteSampleError
 
     psnr = PSNR()

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from adir_exp.data.images import load_image, resize_short_side
-from adir_exp.evaluation.dataset import (
+from adir_exp.evaluation.benchmark_images import (
     DatasetError,
     Tiles,
     expand_tiles,

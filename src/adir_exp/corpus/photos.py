@@ -22,8 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from adir_exp.corpus.rcc import RccArchive
 from adir_exp.data.images import IMAGE_SUFFIXES
-from adir_exp.prior.rcc import RccArchive
 
 SPLITS = ("train", "retrieval", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -412,7 +412,7 @@ def fetch_debian(source: DebianSource, workdir: Path) -> list[Candidate]:
         if not matches:
             least = f" with a short side ≥ {source.min_short_side} px" if source.min_short_side else ""
             raise FileNotFoundError(f"{source.package} {version} has no {pattern}{least}: the package changed, "
-                                    f"review its member list in adir_exp.prior")
+                                    f"review its member list in adir_exp.corpus.photos")
         if not source.each:
             matches = [max(matches, key=lambda m: (m[1].stat().st_size, m[1].name))]  # largest rendition
         for member, path in sorted(matches):

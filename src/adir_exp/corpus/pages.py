@@ -18,7 +18,7 @@ import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image
 
-from adir_exp.prior.corpus import Candidate, sha256_file
+from adir_exp.corpus.photos import Candidate, sha256_file
 
 DPI = 150
 PAGES_PER_PDF = 48

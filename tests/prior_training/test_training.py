@@ -14,7 +14,7 @@ from PIL import Image
 from adir_exp.cli.config import CONF_DIR
 from adir_exp.cli.train_prior import train
 from adir_exp.models import UNetDirectoryError, load_unet
-from adir_exp.prior.training import PyramidCrops
+from adir_exp.prior_training.training import PyramidCrops
 
 
 @pytest.fixture()
