@@ -141,7 +141,34 @@ def headline(summary):
             seconds = np.mean([r["seconds"] for r in rows if r["method"] == method])
             bank.append(f"| {experiment} | {method} | {len(images)} / {len({photo_of(i) for i in images})} | {cells[0][1]} | "
                         f"{share_text} | {cells[1][1]} | {cells[2][1]} | {cells[3][1]} | {seconds:.1f} |")
-    return "\n".join(lines) + "\n\n" + "\n".join(bank) + "\n"
+    return "\n".join(lines) + "\n\n" + "\n".join(bank) + "\n\n" + seed_table()
+
+
+SEED_COMPARISONS = [("adir_knn", "gd"), ("adir_knn", "adir_random"), ("adir_oracle", "adir_knn")]
+
+
+def seed_table(experiment="domain_shift_sr4_astronomy"):
+    """The headline comparisons at each seed, on the tiles every seed's four methods share (photo-level CIs)."""
+    from adir_exp.evaluation.report import photo_of
+    rows = ROWS.get(experiment, [])
+    methods = {m for pair in SEED_COMPARISONS for m in pair}
+    per_seed = {}
+    for seed in (0, 1, 2):
+        suffix = f"_seed{seed}" if seed else ""
+        chosen = [{**r, "method": r["method"].removesuffix(suffix)} for r in rows
+                  if r["method"] in {m + suffix for m in methods}]
+        per_seed[seed] = chosen
+    tiles = set.intersection(*[{r["image"] for r in chosen if r["method"] == m} for chosen in per_seed.values()
+                               for m in methods])
+    if not tiles:
+        return ""
+    lines = [f"Seeds ({experiment}, {len(tiles)} tiles / {len({photo_of(t) for t in tiles})} photos, Δ LPIPS):", "",
+             "| seed | " + " | ".join(f"{a} − {b}" for a, b in SEED_COMPARISONS) + " |",
+             "|---" * (len(SEED_COMPARISONS) + 1) + "|"]
+    for seed, chosen in per_seed.items():
+        chosen = [r for r in chosen if r["image"] in tiles]
+        lines.append(f"| {seed} | " + " | ".join(cell(chosen, a, b, "lpips")[1] for a, b in SEED_COMPARISONS) + " |")
+    return "\n".join(lines) + "\n"
 
 
 ROWS = {}
