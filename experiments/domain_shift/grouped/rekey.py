@@ -1,8 +1,10 @@
-"""Map row keys made from the /work/runs checkout (its asset path entered the model settings) to the keys the
-same settings got from /work/main, by matching runs of the same experiment, method and overrides (shard aside)."""
+"""Map the row keys of the second session's reruns (2026-12-06, runs from 10:53 on, made from a second checkout:
+the embedded prior's resolved path is part of the key) to the keys the same settings got from the first checkout,
+by matching runs of the same experiment, method and overrides (shard aside). Prints the mapping; --apply rewrites
+outputs/bench/*/results-shard*.jsonl. Kept as the record of what was done (docs/domain_shift.md)."""
 import json, sys, yaml
 from pathlib import Path
-ROOT = Path('/work/main')
+ROOT = Path(__file__).resolve().parents[3]
 CUT = '2026-12-06/10-53'   # runs from /work/runs started at or after this
 def canon(over):
     return tuple(sorted(o for o in over if not o.startswith(('benchmark.shard=', 'method=', 'sampler.progress='))))
