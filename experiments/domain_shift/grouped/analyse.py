@@ -98,7 +98,7 @@ def recovered(rows, method, metric="lpips", resamples=10000, seed=0):
 
 COMPARISONS = [("adir_knn", "gd"), ("adir_knn", "adir_random"), ("adir_oracle", "adir_knn"),
                ("adir_domain_knn", "adir_knn"), ("adir_knn_no_lpips", "gd"), ("adir_knn_adm_conv", "adir_knn"),
-               ("ddrm", "gd")]
+               ("ddrm", "gd"), ("dps", "gd")]
 BANK = ["adir_bank_c3", "adir_bank_c8", "adir_bank_c32", "adir_bank_tuned_c8"]
 SHOWN = ["lpips", "lpips_vgg", "dists", "psnr", "ssim"]
 
